@@ -1,0 +1,1 @@
+"""Repository-wide pytest setup: the tests drive the plugin through pytester."""

@@ -1,0 +1,1 @@
+"""pytest glue for the showdown (being written)."""

@@ -1,0 +1,25 @@
+"""What a tagger says about one image."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Tags a tagger kept (normalised names, with confidence) and the rating it chose.
+
+    ``rating`` is a code from :data:`pytest_tagger_showdown.tags.RATING_MATCHES` (``g``, ``s``, ``q``,
+    ``e``, or ``safe`` for pre-2022 models) or None when the tagger gives no rating.
+    ``probabilities`` is the model's full output row, aligned with the tagger's vocabulary, where the
+    backend has one (dataset-level metrics are computed from it without re-running the model).
+    """
+
+    tags: Mapping[str, float] = field(hash=False)
+    rating: str | None = None
+    rating_confidences: Mapping[str, float] = field(default_factory=dict, hash=False)
+    probabilities: npt.NDArray[np.float32] | None = field(default=None, compare=False, hash=False)

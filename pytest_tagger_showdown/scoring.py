@@ -1,0 +1,118 @@
+"""The per-post score of the study, with the counts behind it and the usual retrieval metrics.
+
+``score = (correct - incorrect) / len(ground_truth)``, where the rating counts as one tag of the ground
+truth: a right rating is one correct tag, a wrong one one incorrect tag. The ground truth is the post's
+tags in the scored categories; a predicted tag the post has in an unscored category (say, a copyright
+tag while scoring general+character) is neither correct nor incorrect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .dataset.post import Post
+from .prediction import Prediction
+from .tags import RATING_MATCHES, TagCategory, normalize_tag
+
+
+@dataclass(frozen=True)
+class ShowdownScore:
+    """How one prediction fares against one post's human tags (the rating counted as a tag)."""
+
+    correct: int
+    incorrect: int
+    missed: int
+    truth_size: int
+    #: None when the tagger predicted no rating (then the rating is missed, not incorrect).
+    rating_correct: bool | None
+
+    @property
+    def score(self) -> float:
+        """The study's score: (correct - incorrect) / len(ground truth); 1.0 is perfect, can be negative."""
+        return (self.correct - self.incorrect) / self.truth_size
+
+    @property
+    def predicted(self) -> int:
+        return self.correct + self.incorrect
+
+    @property
+    def precision(self) -> float:
+        return self.correct / self.predicted if self.predicted else 0.0
+
+    @property
+    def recall(self) -> float:
+        return self.correct / self.truth_size
+
+    @property
+    def f1(self) -> float:
+        total = self.precision + self.recall
+        return 2 * self.precision * self.recall / total if total else 0.0
+
+    @property
+    def incorrect_ratings(self) -> int:
+        return 1 if self.rating_correct is False else 0
+
+    @property
+    def practical_errors(self) -> int:
+        """Incorrect tags not counting a wrong rating (the study's "practical" error)."""
+        return self.incorrect - self.incorrect_ratings
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **asdict(self),
+            "score": self.score,
+            "precision": self.precision,
+            "recall": self.recall,
+            "f1": self.f1,
+            "practical_errors": self.practical_errors,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ShowdownScore:
+        return cls(
+            correct=int(data["correct"]),
+            incorrect=int(data["incorrect"]),
+            missed=int(data["missed"]),
+            truth_size=int(data["truth_size"]),
+            rating_correct=None if data["rating_correct"] is None else bool(data["rating_correct"]),
+        )
+
+
+def predicted_tags(prediction: Prediction, aliases: Mapping[str, str] | None = None) -> frozenset[str]:
+    """The prediction's tags in Danbooru spelling, aliases resolved (``aliases`` maps old -> new name)."""
+    names = (normalize_tag(tag) for tag in prediction.tags)
+    if aliases:
+        names = (aliases.get(name, name) for name in names)
+    return frozenset(names)
+
+
+def score_prediction(
+    post: Post,
+    prediction: Prediction,
+    categories: Iterable[TagCategory] = tuple(TagCategory),
+    aliases: Mapping[str, str] | None = None,
+) -> ShowdownScore:
+    """Score one prediction against one post over the tags of ``categories`` plus the rating."""
+    scored = frozenset(categories)
+    truth = post.tags_in(scored)
+    unscored = post.tags_in(frozenset(TagCategory) - scored)
+    predicted = predicted_tags(prediction, aliases) - unscored
+    correct = len(predicted & truth)
+    incorrect = len(predicted - truth)
+    rating_correct: bool | None = None
+    if prediction.rating is not None:
+        rating_correct = post.rating in RATING_MATCHES.get(prediction.rating, frozenset())
+        if rating_correct:
+            correct += 1
+        else:
+            incorrect += 1
+    truth_size = len(truth) + 1
+    return ShowdownScore(
+        correct=correct,
+        incorrect=incorrect,
+        missed=truth_size - correct,
+        truth_size=truth_size,
+        rating_correct=rating_correct,
+    )

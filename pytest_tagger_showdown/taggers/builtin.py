@@ -1,0 +1,48 @@
+"""The taggers that ship with the package: the control, the demo models and the ``onnx:PATH`` prefix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..demo import DEMO_MODELS
+from .registry import TaggerRegistry, load_entry_points
+from .spec import TaggerSpec
+
+CONTROL = TaggerSpec(
+    name="control",
+    backend="control",
+    description="answers each post's own tags; must score exactly 1.0 (checks the scoring)",
+)
+
+#: The demo taggers: tiny ONNX models in the WD14 layout, trained by fixtures/train_demo_models.py.
+DEMO_TAGGERS = (
+    TaggerSpec(
+        name="demo-large",
+        backend="onnx",
+        source=str(DEMO_MODELS / "demo-large"),
+        description="demo: a small MLP on 32x32 pooled pixels (the stronger demo tagger)",
+    ),
+    TaggerSpec(
+        name="demo-small",
+        backend="onnx",
+        source=str(DEMO_MODELS / "demo-small"),
+        description="demo: a linear model on 4x4 pooled pixels (the weaker demo tagger)",
+    ),
+)
+
+
+def onnx_folder(path: str) -> TaggerSpec:
+    """``onnx:PATH``: a local folder with ``model.onnx`` and ``selected_tags.csv``."""
+    folder = Path(path).expanduser()
+    return TaggerSpec(name=f"onnx:{path}", backend="onnx", source=str(folder))
+
+
+def default_registry() -> TaggerRegistry:
+    """Every built-in tagger and prefix, plus those installed packages register by entry point."""
+    registry = TaggerRegistry()
+    registry.register(CONTROL)
+    for spec in DEMO_TAGGERS:
+        registry.register(spec)
+    registry.register_prefix("onnx", onnx_folder)
+    load_entry_points(registry)
+    return registry

@@ -1,0 +1,25 @@
+"""The control tagger of the study: it answers each post's own tags, so it must score exactly 1.0."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..dataset.post import Post
+from ..prediction import Prediction
+from .spec import TaggerSpec
+
+
+class ControlTagger:
+    """Checks the scoring: any score but 1.0 means the scoring, not a model, is wrong."""
+
+    def __init__(self, spec: TaggerSpec) -> None:
+        self.spec = spec
+
+    def prepare(self, post: Post, image: bytes) -> object:
+        return post
+
+    def infer(self, batch: Sequence[object]) -> list[Prediction]:
+        posts = [item for item in batch if isinstance(item, Post)]
+        return [
+            Prediction(tags=dict.fromkeys(post.tags, 1.0), rating=post.rating) for post in posts
+        ]

@@ -1,0 +1,103 @@
+"""A tagger as data: where its model comes from, how images are prepared for it, and where it cuts off."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ..tags import TagCategory
+
+ChannelOrder = Literal["RGB", "BGR"]
+Padding = Literal["white", "edge", "zero"]
+Resize = Literal["bicubic", "area"]
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How an image becomes the model's input array.
+
+    The defaults are the WD14 reference steps: composite over white, pad to a white square, BICUBIC to
+    448, BGR, float32 0..255. ``size=None`` means: read it from the model.
+    """
+
+    size: int | None = 448
+    channel_order: ChannelOrder = "BGR"
+    scale: float = 1.0
+    padding: Padding = "white"
+    resize: Resize = "bicubic"
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Per-category confidence cut-offs (strict ``>``), or MCut (largest gap) per category."""
+
+    general: float = 0.35
+    character: float = 0.85
+    mcut: bool = False
+
+    def for_category(self, category: TagCategory) -> float:
+        return self.character if category is TagCategory.CHARACTER else self.general
+
+    def with_overrides(self, overrides: Mapping[str, str]) -> Thresholds:
+        """A copy with ``general``, ``character``, ``all`` or ``mcut`` replaced from option text."""
+        changes: dict[str, float | bool] = {}
+        for key, value in overrides.items():
+            if key == "mcut":
+                changes["mcut"] = value.strip().lower() in ("1", "true", "yes", "on")
+            elif key in ("general", "character"):
+                changes[key] = _probability(value)
+            elif key == "all":
+                changes["general"] = changes["character"] = _probability(value)
+            else:
+                raise ValueError(f"unknown threshold {key!r}: use general, character, all or mcut")
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"threshold {text} is not between 0 and 1")
+    return value
+
+
+@dataclass(frozen=True)
+class TaggerSpec:
+    """A named tagger: ``backend`` says which loader runs it, ``source`` where its model lives.
+
+    ``source`` is a folder for local models, a hub repo id for hub models (with ``revision``), or a
+    URL for taggers behind an HTTP API; ``options`` carries backend-specific settings (the model name
+    an API serves, for instance).
+    """
+
+    name: str
+    backend: str
+    source: str = ""
+    revision: str | None = None
+    preprocessing: Preprocessing = Preprocessing()
+    thresholds: Thresholds = Thresholds()
+    options: Mapping[str, str] = field(default_factory=dict, hash=False)
+    description: str = ""
+
+
+def parse_threshold_option(text: str) -> tuple[str | None, dict[str, str]]:
+    """Parse one ``--showdown-threshold`` value into (tagger name or None for all taggers, overrides).
+
+    Accepted: ``0.5`` (every category), ``general=0.4,character=0.9``, ``mcut=true``, and any of those
+    after ``NAME:`` to apply to one tagger only (``wd14-vit-v2:general=0.4``).
+    """
+    name: str | None = None
+    body = text.strip()
+    head, sep, tail = body.rpartition(":")
+    if sep and "=" not in head:
+        name, body = head.strip(), tail.strip()
+    if "=" not in body:
+        return name, {"all": body}
+    overrides: dict[str, str] = {}
+    for part in body.split(","):
+        key, eq, value = part.partition("=")
+        if not eq:
+            raise ValueError(f"cannot read threshold {part!r} in {text!r}: expected key=value")
+        overrides[key.strip()] = value.strip()
+    return name, overrides

@@ -1,0 +1,162 @@
+"""WD14 taggers (SmilingWolf's layout): ``model.onnx`` plus ``selected_tags.csv``, run with onnxruntime."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from ..dataset.post import Post
+from ..errors import TaggerLoadError, TaggerRunError
+from ..prediction import Prediction
+from ..tags import TagCategory, normalize_rating, normalize_tag
+from .base import LoadOptions
+from .preprocess import decode_image, preprocess
+from .spec import TaggerSpec, Thresholds
+
+#: ``selected_tags.csv`` marks the four rating rows with category 9, characters with 4.
+RATING_CATEGORY = 9
+CHARACTER_CATEGORY = 4
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """The tag of each model output, with its category; ratings are kept apart."""
+
+    names: tuple[str, ...]
+    categories: tuple[int, ...]
+
+    @classmethod
+    def from_csv(cls, path: Path) -> Vocabulary:
+        """Read ``selected_tags.csv`` (columns ``tag_id,name,category,count``; only name and category used)."""
+        try:
+            with path.open(newline="", encoding="utf-8") as handle:
+                rows = list(csv.DictReader(handle))
+        except OSError as exc:
+            raise TaggerLoadError(f"cannot read the tag list {path}: {exc}") from exc
+        if not rows or not {"name", "category"} <= set(rows[0]):
+            raise TaggerLoadError(f"{path} has no name,category columns (expected selected_tags.csv)")
+        try:
+            return cls(
+                names=tuple(row["name"] for row in rows),
+                categories=tuple(int(row["category"]) for row in rows),
+            )
+        except ValueError as exc:
+            raise TaggerLoadError(f"{path}: a category is not a number: {exc}") from exc
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+def mcut_threshold(probabilities: npt.NDArray[np.float32]) -> float:
+    """Maximum Cut Thresholding: the midpoint of the largest gap between sorted neighbours."""
+    if probabilities.size < 2:
+        return 0.0
+    ordered = np.sort(probabilities)[::-1]
+    gaps = ordered[:-1] - ordered[1:]
+    at = int(np.argmax(gaps))
+    return float(ordered[at] + ordered[at + 1]) / 2
+
+
+class WD14Tagger:
+    """Runs a WD14-convention ONNX model: NHWC BGR float 0..255 in, one sigmoid per tag out."""
+
+    def __init__(self, spec: TaggerSpec, folder: Path, options: LoadOptions) -> None:
+        self.spec = spec
+        model_path, tags_path = folder / "model.onnx", folder / "selected_tags.csv"
+        for path in (model_path, tags_path):
+            if not path.is_file():
+                raise TaggerLoadError(f"tagger {spec.name}: {path} does not exist")
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise TaggerLoadError(
+                f"tagger {spec.name} needs onnxruntime: pip install 'pytest-tagger-showdown[onnx]'"
+            ) from exc
+        providers = list(options.providers or ort.get_available_providers())
+        sess_options = ort.SessionOptions()
+        sess_options.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(
+                str(model_path), sess_options=sess_options, providers=providers
+            )
+        except Exception as exc:  # onnxruntime raises its own untyped errors on bad files
+            raise TaggerLoadError(f"tagger {spec.name}: cannot load {model_path}: {exc}") from exc
+        model_input = self._session.get_inputs()[0]
+        self._input_name: str = model_input.name
+        shape = model_input.shape
+        if len(shape) != 4 or shape[3] != 3:
+            raise TaggerLoadError(
+                f"tagger {spec.name}: input {model_input.name} has shape {shape}, expected NHWC [N, H, W, 3]"
+            )
+        height = shape[1] if isinstance(shape[1], int) else spec.preprocessing.size
+        if height is None:
+            raise TaggerLoadError(f"tagger {spec.name}: the model does not fix its input size")
+        self.size: int = height
+        #: The batch size the model insists on (v2 exports fix N = 1), or None when dynamic.
+        self.fixed_batch: int | None = shape[0] if isinstance(shape[0], int) else None
+        self.vocabulary = Vocabulary.from_csv(tags_path)
+        outputs = self._session.get_outputs()[0].shape
+        if isinstance(outputs[-1], int) and outputs[-1] != len(self.vocabulary):
+            raise TaggerLoadError(
+                f"tagger {spec.name}: {tags_path.name} lists {len(self.vocabulary)} tags but the "
+                f"model has {outputs[-1]} outputs"
+            )
+        self._names = tuple(normalize_tag(name) for name in self.vocabulary.names)
+        categories = np.asarray(self.vocabulary.categories)
+        self._rating_index = np.flatnonzero(categories == RATING_CATEGORY)
+        self._rating_codes = [normalize_rating(self.vocabulary.names[i]) for i in self._rating_index]
+        self._character_index = np.flatnonzero(categories == CHARACTER_CATEGORY)
+        self._general_index = np.flatnonzero(
+            (categories != RATING_CATEGORY) & (categories != CHARACTER_CATEGORY)
+        )
+
+    def prepare(self, post: Post, image: bytes) -> object:
+        return preprocess(decode_image(image), self.spec.preprocessing, self.size)
+
+    def infer(self, batch: Sequence[object]) -> list[Prediction]:
+        arrays = [np.asarray(item, dtype=np.float32) for item in batch]
+        step = self.fixed_batch or max(1, len(arrays))
+        rows: list[npt.NDArray[np.float32]] = []
+        for start in range(0, len(arrays), step):
+            chunk = np.stack(arrays[start : start + step])
+            try:
+                (probabilities,) = self._session.run(None, {self._input_name: chunk})[:1]
+            except Exception as exc:  # onnxruntime's errors carry no common type
+                raise TaggerRunError(f"tagger {self.spec.name}: inference failed: {exc}") from exc
+            rows.extend(np.asarray(probabilities, dtype=np.float32))
+        return [self._to_prediction(row) for row in rows]
+
+    def _to_prediction(self, row: npt.NDArray[np.float32]) -> Prediction:
+        thresholds: Thresholds = self.spec.thresholds
+        kept: dict[str, float] = {}
+        for index, category in (
+            (self._general_index, TagCategory.GENERAL),
+            (self._character_index, TagCategory.CHARACTER),
+        ):
+            values = row[index]
+            cut = mcut_threshold(values) if thresholds.mcut else thresholds.for_category(category)
+            for position in np.flatnonzero(values > cut):
+                kept[self._names[index[position]]] = float(values[position])
+        rating: str | None = None
+        confidences: dict[str, float] = {}
+        if self._rating_index.size:
+            values = row[self._rating_index]
+            confidences = {
+                code: float(value)
+                for code, value in zip(self._rating_codes, values, strict=True)
+                if code is not None
+            }
+            rating = self._rating_codes[int(np.argmax(values))]
+        return Prediction(
+            tags=kept, rating=rating, rating_confidences=confidences, probabilities=row
+        )
+
+
+def load_folder(spec: TaggerSpec, options: LoadOptions) -> WD14Tagger:
+    """Load a local model folder (``spec.source``)."""
+    return WD14Tagger(spec, Path(spec.source).expanduser(), options)
