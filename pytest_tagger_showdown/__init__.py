@@ -14,7 +14,6 @@ from .errors import (
 )
 from .prediction import Prediction
 from .scoring import ShowdownScore, score_prediction
-from .tags import TagCategory
 from .taggers import (
     LoadOptions,
     Preprocessing,
@@ -25,6 +24,7 @@ from .taggers import (
     default_registry,
     load_tagger,
 )
+from .tags import TagCategory
 
 __all__ = [
     "Dataset",

@@ -70,7 +70,7 @@ def schema_version(conn: sqlite3.Connection) -> int:
 
 
 def migrate(conn: sqlite3.Connection) -> int:
-    """Bring a database up to ``SCHEMA_VERSION``, each step in its own transaction; returns the old version."""
+    """Bring a database up to ``SCHEMA_VERSION``, one transaction per step; returns the old version."""
     current = schema_version(conn)
     if current > SCHEMA_VERSION:
         raise DatasetError(

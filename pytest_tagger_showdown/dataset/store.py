@@ -168,7 +168,7 @@ class Dataset:
         variant: str = "original",
         created_at: str | None = None,
     ) -> None:
-        """Store a post, its tags and (optionally) its image in one transaction, replacing any earlier copy."""
+        """Store a post, its tags and (optionally) its image atomically, replacing any earlier copy."""
         with self.transaction() as conn:
             conn.execute("DELETE FROM posts WHERE id = ?", (post.id,))
             conn.execute("DELETE FROM skipped WHERE post_id = ?", (post.id,))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..demo import DEMO_MODELS
+from ..bundled import DEMO_MODELS
 from .registry import TaggerRegistry, load_entry_points
 from .spec import TaggerSpec
 

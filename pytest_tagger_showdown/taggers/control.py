@@ -20,6 +20,4 @@ class ControlTagger:
 
     def infer(self, batch: Sequence[object]) -> list[Prediction]:
         posts = [item for item in batch if isinstance(item, Post)]
-        return [
-            Prediction(tags=dict.fromkeys(post.tags, 1.0), rating=post.rating) for post in posts
-        ]
+        return [Prediction(tags=dict.fromkeys(post.tags, 1.0), rating=post.rating) for post in posts]

@@ -32,7 +32,7 @@ class Vocabulary:
 
     @classmethod
     def from_csv(cls, path: Path) -> Vocabulary:
-        """Read ``selected_tags.csv`` (columns ``tag_id,name,category,count``; only name and category used)."""
+        """Read ``selected_tags.csv`` (``tag_id,name,category,count``; name and category are used)."""
         try:
             with path.open(newline="", encoding="utf-8") as handle:
                 rows = list(csv.DictReader(handle))
@@ -152,9 +152,7 @@ class WD14Tagger:
                 if code is not None
             }
             rating = self._rating_codes[int(np.argmax(values))]
-        return Prediction(
-            tags=kept, rating=rating, rating_confidences=confidences, probabilities=row
-        )
+        return Prediction(tags=kept, rating=rating, rating_confidences=confidences, probabilities=row)
 
 
 def load_folder(spec: TaggerSpec, options: LoadOptions) -> WD14Tagger:

@@ -1,0 +1,1 @@
+"""Presenting showdown results: the terminal table (and, later, plots and the HTML report)."""

@@ -1,0 +1,190 @@
+"""Result records of a showdown, their aggregation per tagger, and the JSON they are saved as.
+
+A :class:`PostResult` is a plain dict on the wire (``to_dict``/``from_dict``), which is how results
+travel from pytest-xdist workers to the controller and into saved files.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .scoring import ShowdownScore
+
+JSON_FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class PostResult:
+    """What one tagger did on one post: the score (None if the post errored) and the times."""
+
+    tagger: str
+    post_id: int
+    rating: str
+    score: ShowdownScore | None
+    predicted: tuple[str, ...] = ()
+    predicted_rating: str | None = None
+    truth: tuple[str, ...] = ()
+    preprocess_s: float | None = None
+    inference_s: float | None = None
+    error: str | None = None
+    cached: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"post{self.post_id}-{self.rating}"
+
+    @property
+    def runtime_s(self) -> float | None:
+        """Preprocessing plus inference: the cost of tagging this image."""
+        if self.preprocess_s is None or self.inference_s is None:
+            return None
+        return self.preprocess_s + self.inference_s
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tagger": self.tagger,
+            "post_id": self.post_id,
+            "rating": self.rating,
+            **(self.score.to_dict() if self.score else {"score": None}),
+            "predicted": list(self.predicted),
+            "predicted_rating": self.predicted_rating,
+            "truth": list(self.truth),
+            "preprocess_s": self.preprocess_s,
+            "inference_s": self.inference_s,
+            "error": self.error,
+            "cached": self.cached,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PostResult:
+        return cls(
+            tagger=str(data["tagger"]),
+            post_id=int(data["post_id"]),
+            rating=str(data["rating"]),
+            score=None if data.get("score") is None else ShowdownScore.from_dict(data),
+            predicted=tuple(data.get("predicted", ())),
+            predicted_rating=data.get("predicted_rating"),
+            truth=tuple(data.get("truth", ())),
+            preprocess_s=data.get("preprocess_s"),
+            inference_s=data.get("inference_s"),
+            error=data.get("error"),
+            cached=bool(data.get("cached", False)),
+        )
+
+
+@dataclass(frozen=True)
+class TaggerSummary:
+    """A tagger's aggregates over the posts it scored; errored posts are counted, not averaged.
+
+    Precision, recall and F1 are micro-averaged (pooled counts over all posts). Error rates are per
+    image, as in the study: incorrect tags, and "practical" errors (incorrect tags minus a wrong rating).
+    """
+
+    tagger: str
+    images: int
+    errors: int
+    avg_score: float | None
+    median_score: float | None
+    avg_runtime_s: float | None
+    avg_preprocess_s: float | None
+    avg_inference_s: float | None
+    precision: float | None
+    recall: float | None
+    f1: float | None
+    rating_accuracy: float | None
+    incorrect_per_image: float | None
+    practical_per_image: float | None
+    cached: int
+    #: The lowest-scoring posts, ``(label, score)``, worst first.
+    worst: tuple[tuple[str, float], ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        data["worst"] = [list(pair) for pair in self.worst]
+        return data
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return statistics.fmean(values) if values else None
+
+
+def summarize(tagger: str, results: Iterable[PostResult], worst: int = 5) -> TaggerSummary:
+    """Aggregate one tagger's results; order does not matter (results are sorted by post first)."""
+    ordered = sorted(results, key=lambda r: r.post_id)
+    scored = [r for r in ordered if r.score is not None]
+    scores = [r.score for r in scored if r.score is not None]
+    correct = sum(s.correct for s in scores)
+    predicted = sum(s.predicted for s in scores)
+    truth = sum(s.truth_size for s in scores)
+    precision = correct / predicted if predicted else (0.0 if scores else None)
+    recall = correct / truth if truth else None
+    f1 = (
+        2 * precision * recall / (precision + recall)
+        if precision is not None and recall is not None and precision + recall
+        else (0.0 if scores else None)
+    )
+    runtimes = [r.runtime_s for r in scored if r.runtime_s is not None]
+    by_score = sorted(scored, key=lambda r: (r.score.score if r.score else 0.0, r.post_id))
+    return TaggerSummary(
+        tagger=tagger,
+        images=len(scored),
+        errors=len(ordered) - len(scored),
+        avg_score=_mean([s.score for s in scores]),
+        median_score=statistics.median([s.score for s in scores]) if scores else None,
+        avg_runtime_s=_mean(runtimes),
+        avg_preprocess_s=_mean([r.preprocess_s for r in scored if r.preprocess_s is not None]),
+        avg_inference_s=_mean([r.inference_s for r in scored if r.inference_s is not None]),
+        precision=precision,
+        recall=recall,
+        f1=f1,
+        rating_accuracy=_mean([1.0 if s.rating_correct else 0.0 for s in scores]),
+        incorrect_per_image=_mean([float(s.incorrect) for s in scores]),
+        practical_per_image=_mean([float(s.practical_errors) for s in scores]),
+        cached=sum(1 for r in scored if r.cached),
+        worst=tuple((r.label, r.score.score) for r in by_score[:worst] if r.score),
+    )
+
+
+def summarize_all(results: Iterable[PostResult]) -> list[TaggerSummary]:
+    """One summary per tagger, best average score first (taggers with no scored post last)."""
+    by_tagger: dict[str, list[PostResult]] = {}
+    for result in results:
+        by_tagger.setdefault(result.tagger, []).append(result)
+    summaries = [summarize(name, group) for name, group in by_tagger.items()]
+    return sorted(
+        summaries,
+        key=lambda s: (s.avg_score is None, -(s.avg_score or 0.0), s.tagger),
+    )
+
+
+def results_document(
+    results: Sequence[PostResult], *, dataset: str, categories: Sequence[str]
+) -> dict[str, Any]:
+    """The ``--showdown-json`` document: aggregates per tagger and every post's result."""
+    ordered = sorted(results, key=lambda r: (r.tagger, r.post_id))
+    return {
+        "format": JSON_FORMAT_VERSION,
+        "dataset": dataset,
+        "categories": list(categories),
+        "taggers": {s.tagger: s.to_dict() for s in summarize_all(ordered)},
+        "posts": [r.to_dict() for r in ordered],
+    }
+
+
+def write_results(path: Path, document: Mapping[str, Any]) -> None:
+    """Write a results document atomically (a reader never sees half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(document, indent=2, sort_keys=True), encoding="utf-8")
+    partial.replace(path)
+
+
+def read_results(path: Path) -> list[PostResult]:
+    """The post results of a saved ``--showdown-json`` document."""
+    document = json.loads(path.read_text(encoding="utf-8"))
+    return [PostResult.from_dict(item) for item in document["posts"]]
