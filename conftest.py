@@ -1,1 +1,3 @@
-"""Repository-wide pytest setup: the tests drive the plugin through pytester."""
+"""Repository-wide pytest setup: the plugin is tested through pytester runs of pytest itself."""
+
+pytest_plugins = ["pytester"]

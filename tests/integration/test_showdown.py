@@ -1,0 +1,112 @@
+"""The built-in showdown end to end: control, the table, JSON, the gate, broken images; with and without xdist."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.datasets import four_ratings
+from tests.integration.conftest import RunShowdown, table_rows
+
+
+def test_control_scores_one_on_every_demo_post(run_showdown: RunShowdown) -> None:
+    result, document = run_showdown("--tagger", "control")
+    assert result.ret == 0
+    scores = [post["score"] for post in document["posts"]]
+    assert len(scores) >= 40
+    assert set(scores) == {1.0}
+    result.stdout.fnmatch_lines(["tagger-showdown: * posts from the bundled demo dataset*"])
+    assert table_rows(result)["control"][3] == "1.000"
+
+
+def test_control_scores_one_over_general_and_character(run_showdown: RunShowdown) -> None:
+    result, document = run_showdown("--tagger", "control", "--showdown-categories", "general+character")
+    assert result.ret == 0
+    assert {post["score"] for post in document["posts"]} == {1.0}
+    assert document["categories"] == ["character", "general"]
+    result.stdout.fnmatch_lines(["scored over general+character tags"])
+
+
+def test_baseline_gate_passes_and_fails_with_a_clear_message(
+    run_showdown: RunShowdown, tmp_path: Path
+) -> None:
+    db = four_ratings(tmp_path / "data.db")
+    passing, _ = run_showdown(
+        "--tagger", "control", "--showdown-db", str(db), "--showdown-baseline", "control=1.0"
+    )
+    assert passing.ret == 0
+    failing, _ = run_showdown(
+        "--tagger", "control", "--showdown-db", str(db), "--showdown-baseline", "control=1.5"
+    )
+    assert failing.ret == 1
+    failing.assert_outcomes(passed=8)
+    failing.stdout.fnmatch_lines(
+        [
+            "FAIL baseline: control: average score 1.000 is below its baseline 1.500 over 8 posts; worst posts: *"
+        ]
+    )
+
+
+def test_ids_name_tagger_and_post_and_limit_spreads_ratings(
+    run_showdown: RunShowdown, tmp_path: Path
+) -> None:
+    db = four_ratings(tmp_path / "data.db")
+    result, document = run_showdown(
+        "--tagger", "control", "--showdown-db", str(db), "--showdown-limit", "4", "--collect-only", "-q"
+    )
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(
+        [
+            "tagger-showdown::test_showdown[[]control-post100-g[]]",
+            "tagger-showdown::test_showdown[[]control-post102-s[]]",
+            "tagger-showdown::test_showdown[[]control-post104-q[]]",
+            "tagger-showdown::test_showdown[[]control-post106-e[]]",
+        ]
+    )
+
+
+def test_ratings_option_filters_posts(run_showdown: RunShowdown, tmp_path: Path) -> None:
+    db = four_ratings(tmp_path / "data.db")
+    result, document = run_showdown(
+        "--tagger", "control", "--showdown-db", str(db), "--showdown-ratings", "q,e"
+    )
+    assert result.ret == 0
+    assert sorted({post["rating"] for post in document["posts"]}) == ["e", "q"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--tagger", "no-such-tagger"], "*tagger-showdown: unknown tagger 'no-such-tagger'; known: *"),
+        (
+            ["--tagger", "control", "--showdown-db", "missing.db"],
+            "*tagger-showdown: dataset missing.db does not exist*",
+        ),
+        (["--tagger", "control", "--showdown-ratings", "x"], "*unknown rating(s) x*"),
+        (["--tagger", "control", "--showdown-baseline", "control"], "*cannot read baseline 'control'*"),
+    ],
+)
+def test_bad_options_are_usage_errors(pytester: pytest.Pytester, args: list[str], message: str) -> None:
+    result = pytester.runpytest_subprocess(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+
+
+def test_ini_configuration(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    four_ratings(pytester.path / "data" / "posts.db")
+    pytester.makeini(
+        """
+        [pytest]
+        showdown_db = data/posts.db
+        showdown_json = out/results.json
+        showdown_baselines =
+            control = 2.0
+        """
+    )
+    result = pytester.runpytest_subprocess("--tagger", "control")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(
+        ["*8 posts from */data/posts.db*", "FAIL baseline: control: *baseline 2.000*"]
+    )
+    assert (pytester.path / "out" / "results.json").is_file()

@@ -1,0 +1,71 @@
+"""A user's own tests with the post, tagger and showdown fixtures, and tagger marks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.datasets import four_ratings
+from tests.integration.conftest import RunShowdown
+
+USER_TEST = """
+import pytest
+
+@pytest.mark.tagger("control")
+def test_control_finds_every_general_tag(post, tagger, showdown):
+    result = showdown.run(post, tagger)
+    assert post.tags_in({"general"}) <= set(result.predicted)
+    assert result.score.score == 1.0
+
+def test_uses_the_command_line_taggers(post, tagger):
+    assert tagger.spec.name == "control"
+"""
+
+
+def test_marked_and_option_taggers_parametrize_user_tests(
+    pytester: pytest.Pytester, run_showdown: RunShowdown, tmp_path: Path
+) -> None:
+    pytester.makepyfile(test_user=USER_TEST)
+    db = four_ratings(tmp_path / "data.db")
+    result, document = run_showdown("--tagger", "control", "--showdown-db", str(db), "-v")
+    assert result.ret == 0
+    # 8 posts x (marked test + option test); the built-in showdown is not added.
+    result.assert_outcomes(passed=16)
+    result.stdout.fnmatch_lines(["*test_control_finds_every_general_tag[[]control-post100-g[]]*"])
+    result.stdout.no_fnmatch_line("*tagger-showdown::test_showdown*")
+    # Only the test that recorded through the showdown fixture shows up in the results.
+    assert len(document["posts"]) == 8
+
+
+def test_a_test_without_any_tagger_is_skipped_with_the_reason(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    pytester.makepyfile(test_user=USER_TEST)
+    db = four_ratings(tmp_path / "data.db")
+    result = pytester.runpytest_subprocess("--showdown-db", str(db), "-rs")
+    result.assert_outcomes(passed=8, skipped=8)
+    result.stdout.fnmatch_lines(["*no tagger selected: pass --tagger NAME or mark the test*"])
+
+
+def test_unknown_tagger_in_a_mark_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.tagger("nope")
+        def test_x(tagger):
+            pass
+        """
+    )
+    result = pytester.runpytest_subprocess()
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(["*unknown tagger 'nope'*"])
+
+
+def test_plugin_is_inert_without_a_showdown(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_plain():\n    assert True\n")
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=1)
+    result.stdout.no_fnmatch_line("tagger-showdown:*")
+    result.stdout.no_fnmatch_line("*tagger showdown*")

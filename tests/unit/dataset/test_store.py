@@ -1,0 +1,88 @@
+"""The dataset file: schema versions, atomic posts, reading back, spreading a limit over ratings."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from pytest_tagger_showdown import Dataset, DatasetError, ImageError, Post
+from pytest_tagger_showdown.dataset.schema import SCHEMA_VERSION, migrate, schema_version
+from tests.datasets import CO, G, PostSpec, four_ratings, make_dataset, png_bytes
+
+
+def test_posts_round_trip_with_tags_categories_and_image(tmp_path: Path) -> None:
+    image = png_bytes(colour=(1, 2, 3))
+    make_dataset(
+        tmp_path / "data.db", [PostSpec(id=7, rating="q", tags={"cat": G, "original": CO}, image=image)]
+    )
+    with Dataset(tmp_path / "data.db") as dataset:
+        (post,) = dataset.posts()
+        assert (post.id, post.rating, post.label) == (7, "q", "post7-q")
+        assert dict(post.tags) == {"cat": G, "original": CO}
+        assert dataset.image(7) == image
+        assert dataset.raw_post(7) == {"id": 7, "rating": "q"}
+
+
+def test_limit_spreads_over_ratings_and_ratings_filter(tmp_path: Path) -> None:
+    with Dataset(four_ratings(tmp_path / "data.db")) as dataset:
+        assert [p.rating for p in dataset.posts(limit=4)] == ["g", "s", "q", "e"]
+        assert [p.id for p in dataset.posts(limit=5)] == [100, 101, 102, 104, 106]
+        assert {p.rating for p in dataset.posts(ratings=("q", "e"))} == {"q", "e"}
+        assert len(dataset.posts()) == 8
+
+
+def test_rewriting_a_post_replaces_it_whole(tmp_path: Path) -> None:
+    path = make_dataset(tmp_path / "data.db", [PostSpec(id=1, rating="g", tags={"a": G, "b": G})])
+    make_dataset(path, [PostSpec(id=1, rating="e", tags={"c": G})])
+    with Dataset(path) as dataset:
+        (post,) = dataset.posts()
+        assert (post.rating, dict(post.tags)) == ("e", {"c": G})
+
+
+def test_a_failed_write_leaves_nothing_behind(tmp_path: Path) -> None:
+    path = tmp_path / "data.db"
+    with Dataset(path, writable=True) as dataset:
+        bad = Post(id=5, md5="x", rating="x", file_ext="png", tags={"a": G})  # rating fails the CHECK
+        with pytest.raises(sqlite3.IntegrityError):
+            dataset.add_post(bad, {}, png_bytes())
+        assert dataset.count() == 0
+        assert not dataset.has_image(5)
+
+
+def test_missing_image_is_an_image_error(tmp_path: Path) -> None:
+    path = tmp_path / "data.db"
+    with Dataset(path, writable=True) as dataset:
+        dataset.add_post(Post(id=9, md5="x", rating="g", file_ext="png", tags={}), {})
+    with Dataset(path) as dataset, pytest.raises(ImageError, match="post 9 has no image"):
+        dataset.image(9)
+
+
+def test_read_only_open_refuses_missing_old_and_newer_files(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="does not exist"):
+        Dataset(tmp_path / "nope.db")
+    old = tmp_path / "old.db"
+    sqlite3.connect(old).close()
+    with pytest.raises(DatasetError, match="tagger-showdown migrate"):
+        Dataset(old)
+    newer = tmp_path / "newer.db"
+    conn = sqlite3.connect(newer)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(DatasetError, match="newer"):
+        Dataset(newer, writable=True)
+
+
+def test_garbage_file_is_a_dataset_error(tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(DatasetError, match="not a readable dataset"):
+        Dataset(garbage)
+
+
+def test_migrate_is_idempotent_and_reports_the_old_version(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "data.db")
+    assert migrate(conn) == 0
+    assert migrate(conn) == SCHEMA_VERSION
+    assert schema_version(conn) == SCHEMA_VERSION

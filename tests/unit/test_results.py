@@ -1,0 +1,79 @@
+"""Aggregation per tagger, the JSON round trip and the baseline gate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pytest_tagger_showdown.gate import baseline_failures, parse_baselines
+from pytest_tagger_showdown.results import (
+    PostResult,
+    read_results,
+    results_document,
+    summarize,
+    summarize_all,
+    write_results,
+)
+from pytest_tagger_showdown.scoring import ShowdownScore
+
+
+def result(
+    post_id: int, correct: int, incorrect: int, truth: int, *, tagger: str = "t", rating_ok: bool = True
+) -> PostResult:
+    return PostResult(
+        tagger=tagger,
+        post_id=post_id,
+        rating="g",
+        score=ShowdownScore(correct, incorrect, truth - correct, truth, rating_ok),
+        preprocess_s=0.01,
+        inference_s=0.03,
+    )
+
+
+def test_summary_numbers() -> None:
+    results = [
+        result(1, 4, 0, 4),  # score 1.0
+        result(2, 2, 2, 4, rating_ok=False),  # score 0.0, one of the incorrect is the rating
+        result(3, 1, 3, 2),  # score -1.0
+        PostResult(tagger="t", post_id=4, rating="e", score=None, error="post4-e: cannot decode"),
+    ]
+    summary = summarize("t", reversed(results))
+    assert (summary.images, summary.errors) == (3, 1)
+    assert summary.avg_score == pytest.approx(0.0)
+    assert summary.median_score == pytest.approx(0.0)
+    assert summary.precision == pytest.approx(7 / 12)
+    assert summary.recall == pytest.approx(7 / 10)
+    assert summary.f1 == pytest.approx(2 * (7 / 12) * 0.7 / (7 / 12 + 0.7))
+    assert summary.rating_accuracy == pytest.approx(2 / 3)
+    assert summary.incorrect_per_image == pytest.approx(5 / 3)
+    assert summary.practical_per_image == pytest.approx(4 / 3)
+    assert summary.avg_runtime_s == pytest.approx(0.04)
+    assert summary.worst[0] == ("post3-g", -1.0)
+
+
+def test_summarize_all_ranks_best_first_and_errors_only_last() -> None:
+    results = [
+        result(1, 1, 1, 4, tagger="weak"),
+        result(1, 4, 0, 4, tagger="strong"),
+        PostResult(tagger="broken", post_id=1, rating="g", score=None, error="boom"),
+    ]
+    assert [s.tagger for s in summarize_all(results)] == ["strong", "weak", "broken"]
+
+
+def test_json_round_trip(tmp_path: Path) -> None:
+    results = [result(1, 3, 1, 4), result(2, 1, 0, 5, tagger="u")]
+    path = tmp_path / "out" / "results.json"
+    write_results(path, results_document(results, dataset="d.db", categories=["general"]))
+    assert read_results(path) == sorted(results, key=lambda r: (r.tagger, r.post_id))
+
+
+def test_baselines_parse_and_gate() -> None:
+    baselines = parse_baselines(["strong = 0.5", "", "# a comment", "weak=0.5"])
+    assert baselines == {"strong": 0.5, "weak": 0.5}
+    summaries = summarize_all([result(1, 4, 0, 4, tagger="strong"), result(1, 1, 1, 4, tagger="weak")])
+    (failure,) = baseline_failures(summaries, baselines)
+    assert failure.startswith("weak: average score 0.000 is below its baseline 0.500 over 1 posts")
+    assert "post1-g (+0.000)" in failure
+    with pytest.raises(ValueError, match="not a number"):
+        parse_baselines(["weak = high"])
