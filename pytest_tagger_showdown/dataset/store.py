@@ -39,6 +39,11 @@ class Dataset:
                 self._conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
                 version = schema_version(self._conn)
         except sqlite3.DatabaseError as exc:
+            if self.path.with_name(f"{self.path.name}-journal").is_file():
+                raise DatasetError(
+                    f"dataset {self.path} has an interrupted write (its -journal file): rerun the "
+                    f"fetch, or run `tagger-showdown migrate --db {self.path}` to roll it back"
+                ) from exc
             raise DatasetError(f"{self.path} is not a readable dataset: {exc}") from exc
         if not writable and version != SCHEMA_VERSION:
             self._conn.close()
@@ -117,9 +122,18 @@ class Dataset:
             raise ImageError(f"post {post_id} has no image in {self.path}")
         return bytes(row[0])
 
+    def image_md5(self, post_id: int) -> str | None:
+        """The md5 of the stored image bytes (not Danbooru's md5 when a sample is stored), or None."""
+        row = self._conn.execute("SELECT md5 FROM images WHERE post_id = ?", (post_id,)).fetchone()
+        return None if row is None else str(row[0])
+
     def has_image(self, post_id: int) -> bool:
         row = self._conn.execute("SELECT 1 FROM images WHERE post_id = ?", (post_id,)).fetchone()
         return row is not None
+
+    def image_variants(self) -> dict[int, str]:
+        """Which variant (``original`` or ``sample``) each stored image is, by post id."""
+        return dict(self._conn.execute("SELECT post_id, variant FROM images ORDER BY post_id"))
 
     def raw_post(self, post_id: int) -> dict[str, Any]:
         """The post's JSON exactly as the Danbooru API returned it."""

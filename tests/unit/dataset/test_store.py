@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -86,3 +88,23 @@ def test_migrate_is_idempotent_and_reports_the_old_version(tmp_path: Path) -> No
     assert migrate(conn) == 0
     assert migrate(conn) == SCHEMA_VERSION
     assert schema_version(conn) == SCHEMA_VERSION
+
+
+def test_an_interrupted_write_is_named_and_a_writable_open_rolls_it_back(tmp_path: Path) -> None:
+    path = four_ratings(tmp_path / "data.db")
+    # A writer that dies mid-transaction after spilling pages to the file leaves a hot journal.
+    killed_writer = (
+        "import os, sqlite3, sys\n"
+        "conn = sqlite3.connect(sys.argv[1])\n"
+        "conn.execute('PRAGMA cache_size = 2')\n"
+        "conn.execute('BEGIN')\n"
+        "conn.execute('UPDATE images SET data = zeroblob(200000)')\n"
+        "os._exit(0)\n"
+    )
+    subprocess.run([sys.executable, "-c", killed_writer, str(path)], check=True)
+    assert path.with_name("data.db-journal").is_file()
+    with pytest.raises(DatasetError, match=r"interrupted write.*tagger-showdown migrate"):
+        Dataset(path).posts()
+    Dataset(path, writable=True).close()
+    with Dataset(path) as dataset:
+        assert all(dataset.has_image(post.id) for post in dataset.posts())

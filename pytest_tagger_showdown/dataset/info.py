@@ -1,0 +1,123 @@
+"""``tagger-showdown info``: what a dataset holds, so a user can check a fetch before a showdown."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..tags import RATING_NAMES, RATINGS, TagCategory
+from .fetch import QUERY_KEY
+from .store import Dataset
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """A dataset's summary: posts per rating, distinct tags per category, images, skipped posts."""
+
+    path: Path
+    posts_per_rating: dict[str, int]
+    tags_per_category: dict[str, int]
+    images_present: int
+    images_missing: int
+    images_per_variant: dict[str, int]
+    #: Post ids the fetcher left out, grouped by reason.
+    skipped: dict[str, list[int]]
+    tag_relations: dict[str, int]
+    #: The options the dataset was fetched with (None for a dataset not made by ``fetch``).
+    fetch_query: dict[str, Any] | None
+
+    @property
+    def posts(self) -> int:
+        return sum(self.posts_per_rating.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "posts": self.posts,
+            "posts_per_rating": self.posts_per_rating,
+            "tags_per_category": self.tags_per_category,
+            "images_present": self.images_present,
+            "images_missing": self.images_missing,
+            "images_per_variant": self.images_per_variant,
+            "skipped": self.skipped,
+            "tag_relations": self.tag_relations,
+            "fetch_query": self.fetch_query,
+        }
+
+
+def dataset_info(path: str | Path) -> DatasetInfo:
+    """Summarise the dataset at ``path`` (opened read-only)."""
+    with Dataset(path) as dataset:
+        posts = dataset.posts()
+        variants = dataset.image_variants()
+        skipped: dict[str, list[int]] = {}
+        for post_id, reason in dataset.skipped().items():
+            skipped.setdefault(reason, []).append(post_id)
+        query = dataset.meta(QUERY_KEY)
+        relations = {kind: len(dataset.tag_relations(kind)) for kind in ("alias", "implication")}
+    ratings = Counter(post.rating for post in posts)
+    categories: dict[TagCategory, set[str]] = {category: set() for category in TagCategory}
+    for post in posts:
+        for tag, category in post.tags.items():
+            categories[category].add(tag)
+    present = sum(1 for post in posts if post.id in variants)
+    return DatasetInfo(
+        path=Path(path),
+        posts_per_rating={rating: ratings[rating] for rating in RATINGS},
+        tags_per_category={category.value: len(tags) for category, tags in categories.items()},
+        images_present=present,
+        images_missing=len(posts) - present,
+        images_per_variant=dict(sorted(Counter(variants.values()).items())),
+        skipped=dict(sorted(skipped.items())),
+        tag_relations=relations,
+        fetch_query=None if query is None else json.loads(query),
+    )
+
+
+def format_info(info: DatasetInfo) -> str:
+    """The summary as the ``info`` command prints it."""
+    lines = [f"{info.path}: {info.posts} posts"]
+    for rating, count in info.posts_per_rating.items():
+        lines.append(f"  {rating} ({RATING_NAMES[rating]}): {count}")
+    lines.append(f"tags (distinct): {sum(info.tags_per_category.values())}")
+    for category, count in info.tags_per_category.items():
+        lines.append(f"  {category}: {count}")
+    variants = ", ".join(f"{variant} {n}" for variant, n in info.images_per_variant.items())
+    lines.append(
+        f"images: {info.images_present} present"
+        + (f" ({variants})" if variants else "")
+        + f", {info.images_missing} missing"
+    )
+    lines.append(f"skipped posts: {sum(len(ids) for ids in info.skipped.values())}")
+    for reason, ids in info.skipped.items():
+        shown = ", ".join(str(i) for i in ids[:5]) + (", ..." if len(ids) > 5 else "")
+        lines.append(f"  {reason}: {len(ids)} (posts {shown})")
+    lines.append(
+        f"tag relations: {info.tag_relations['alias']} aliases, "
+        f"{info.tag_relations['implication']} implications"
+    )
+    if info.fetch_query is not None:
+        query = info.fetch_query
+        tags = f"extra tags {query['tags']!r}" if query["tags"] else "no extra tags"
+        lines.append(
+            f"fetched from {query['api_url']} with {tags}, "
+            f"page skip {query['page_skip']} x {query['page_size']}, variant {query['variant']}"
+        )
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``info`` subcommand's options."""
+    parser.add_argument("--db", required=True, type=Path, metavar="PATH", help="dataset file")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    """``tagger-showdown info``."""
+    info = dataset_info(args.db)
+    print(json.dumps(info.to_dict(), indent=2) if args.json else format_info(info))
+    return 0
