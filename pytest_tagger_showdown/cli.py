@@ -10,8 +10,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from . import compare, history
+from .dataset import fetch, info
 from .dataset.store import Dataset
 from .errors import ShowdownError
+from .taggers import listing
 
 
 def _migrate(args: argparse.Namespace) -> int:
@@ -30,6 +33,27 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="bring a dataset's schema up to date")
     migrate.add_argument("--db", required=True, help="dataset file")
     migrate.set_defaults(handler=_migrate)
+    fetch_command = commands.add_parser(
+        "fetch", help="build or extend a dataset from the Danbooru API (resumable)"
+    )
+    fetch.add_arguments(fetch_command)
+    fetch_command.set_defaults(handler=fetch.run)
+    info_command = commands.add_parser("info", help="summarise a dataset")
+    info.add_arguments(info_command)
+    info_command.set_defaults(handler=info.run)
+    history_command = commands.add_parser("history", help="list saved runs by tagger (score, F1, runtime)")
+    history.add_arguments(history_command)
+    history_command.set_defaults(handler=history.run)
+    compare_command = commands.add_parser(
+        "compare", help="compare two runs per tagger with a paired bootstrap (exit 1 on a regression)"
+    )
+    compare.add_arguments(compare_command)
+    compare_command.set_defaults(handler=compare.run)
+    taggers_command = commands.add_parser(
+        "taggers", help="list every known tagger, its source, and whether it can run here"
+    )
+    listing.add_arguments(taggers_command)
+    taggers_command.set_defaults(handler=listing.run)
     return parser
 
 

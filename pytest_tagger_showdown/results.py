@@ -9,9 +9,12 @@ from __future__ import annotations
 import json
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 from .scoring import ShowdownScore
 
@@ -33,6 +36,9 @@ class PostResult:
     inference_s: float | None = None
     error: str | None = None
     cached: bool = False
+    #: The model's full output row (vocabulary order) where it has one; not part of the dict form:
+    #: it travels compactly through :mod:`pytest_tagger_showdown.probabilities` instead.
+    probabilities: npt.NDArray[np.float32] | None = field(default=None, compare=False, repr=False)
 
     @property
     def label(self) -> str:

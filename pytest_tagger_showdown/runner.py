@@ -119,4 +119,5 @@ def run_post(
         predicted_rating=prediction.rating,
         preprocess_s=preprocess_s,
         inference_s=inference_s,
+        probabilities=prediction.probabilities,
     )

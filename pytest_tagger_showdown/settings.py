@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .bundled import DEMO_DB
+from .compare import DEFAULT_MARGIN
 from .gate import parse_baselines
 from .runner import ThresholdOverride
 from .taggers.spec import parse_threshold_option
@@ -26,6 +27,17 @@ class ShowdownSettings:
     json_path: Path | None = None
     baselines: dict[str, float] = field(default_factory=dict)
     providers: tuple[str, ...] | None = None
+    sdwebui_url: str | None = None
+    hydrus_dd_url: str | None = None
+    report_path: Path | None = None
+    csv_path: Path | None = None
+    #: A saved run (file, number/name prefix or ``latest``) to gate the scores against.
+    compare_run: str | None = None
+    compare_margin: float = DEFAULT_MARGIN
+    #: Inference batch size; None chooses per tagger (1 on CPU, 32 on a GPU).
+    batch_size: int | None = None
+    #: Where the input and prediction caches live; None disables them.
+    cache_dir: Path | None = None
 
     @property
     def is_demo(self) -> bool:
@@ -59,6 +71,29 @@ def parse_limit(text: str | None) -> int | None:
     return value
 
 
+def parse_margin(text: str | None) -> float:
+    """``--showdown-margin``: how far an average score may drop against ``--showdown-compare``."""
+    if text is None or str(text).strip() == "":
+        return DEFAULT_MARGIN
+    value = float(text)
+    if value < 0:
+        raise ValueError(f"--showdown-margin is a drop in average score, at least 0; got {value}")
+    return value
+
+
+def parse_batch_size(text: str | None) -> int | None:
+    """``--showdown-batch-size``: a positive number, or ``auto`` (None) to choose per tagger."""
+    if text is None or str(text).strip().lower() in ("", "auto"):
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"--showdown-batch-size must be a number or auto, got {text!r}") from None
+    if value < 1:
+        raise ValueError(f"--showdown-batch-size must be at least 1 (or auto), got {value}")
+    return value
+
+
 def build_settings(
     *,
     taggers: Sequence[str] = (),
@@ -70,6 +105,14 @@ def build_settings(
     json_path: Path | None = None,
     baselines: Iterable[str] = (),
     providers: str | None = None,
+    sdwebui_url: str | None = None,
+    hydrus_dd_url: str | None = None,
+    report_path: Path | None = None,
+    csv_path: Path | None = None,
+    compare_run: str | None = None,
+    compare_margin: str | None = None,
+    batch_size: str | None = None,
+    cache_dir: Path | None = None,
 ) -> ShowdownSettings:
     """Settings from option text; raises ValueError with a message naming the bad value."""
     return ShowdownSettings(
@@ -82,4 +125,12 @@ def build_settings(
         json_path=json_path,
         baselines=parse_baselines(baselines),
         providers=tuple(p.strip() for p in providers.split(",") if p.strip()) if providers else None,
+        sdwebui_url=sdwebui_url or None,
+        hydrus_dd_url=hydrus_dd_url or None,
+        report_path=report_path,
+        csv_path=csv_path,
+        compare_run=compare_run or None,
+        compare_margin=parse_margin(compare_margin),
+        batch_size=parse_batch_size(batch_size),
+        cache_dir=cache_dir,
     )

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import TaggerLoadError
-from . import wd14
+from . import deepdanbooru, hub, remote, wd14
 from .base import LoadOptions, Tagger
 from .control import ControlTagger
 from .spec import TaggerSpec
@@ -46,6 +46,10 @@ def _local_folder_unavailable(spec: TaggerSpec) -> str | None:
 BACKENDS: dict[str, Backend] = {
     "control": Backend(load=lambda spec, _: ControlTagger(spec), unavailable=lambda _: None),
     "onnx": Backend(load=wd14.load_folder, unavailable=_local_folder_unavailable),
+    hub.BACKEND: Backend(load=hub.load, unavailable=hub.unavailable),
+    deepdanbooru.BACKEND: Backend(load=deepdanbooru.load, unavailable=deepdanbooru.unavailable),
+    remote.SDWEBUI: Backend(load=remote.load_sdwebui, unavailable=remote.unavailable),
+    remote.HYDRUS_DD: Backend(load=remote.load_hydrus_dd, unavailable=remote.unavailable),
 }
 
 

@@ -20,6 +20,14 @@ class LoadOptions:
 
     #: onnxruntime execution providers, in order of preference; None means: choose from what is installed.
     providers: tuple[str, ...] | None = None
+    #: Base URL of a stable-diffusion-webui with the tagger extension (else env ``SDWEBUI_URL``).
+    sdwebui_url: str | None = None
+    #: ``user:password`` for the webui's ``--api-auth`` (else env ``SDWEBUI_AUTH``, not a command line).
+    sdwebui_auth: str | None = None
+    #: Base URL of a hydrus-dd ``run-server`` (else env ``HYDRUS_DD_URL``).
+    hydrus_dd_url: str | None = None
+    #: Seconds an HTTP tagger may take to answer one image (the model may be loading on first use).
+    http_timeout: float = 120.0
 
 
 @runtime_checkable

@@ -1,10 +1,12 @@
-"""The taggers that ship with the package: the control, the demo models and the ``onnx:PATH`` prefix."""
+"""The taggers that ship with the package: the control, the demo models, the WD14 hub models, hydrus-dd,
+and the ``onnx:PATH``, ``deepdanbooru:PATH`` and ``sdwebui:MODEL`` prefixes."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from ..bundled import DEMO_MODELS
+from . import deepdanbooru, hub, remote
 from .registry import TaggerRegistry, load_entry_points
 from .spec import TaggerSpec
 
@@ -44,5 +46,10 @@ def default_registry() -> TaggerRegistry:
     for spec in DEMO_TAGGERS:
         registry.register(spec)
     registry.register_prefix("onnx", onnx_folder)
+    for spec in hub.hub_specs():
+        registry.register(spec)
+    registry.register(remote.HYDRUS_DD_SPEC)
+    registry.register_prefix(deepdanbooru.BACKEND, deepdanbooru.project_spec)
+    registry.register_prefix(remote.SDWEBUI, remote.sdwebui_spec)
     load_entry_points(registry)
     return registry

@@ -21,6 +21,8 @@ from .spec import TaggerSpec, Thresholds
 #: ``selected_tags.csv`` marks the four rating rows with category 9, characters with 4.
 RATING_CATEGORY = 9
 CHARACTER_CATEGORY = 4
+#: The official demo's lower bound on an MCut character threshold.
+MCUT_CHARACTER_FLOOR = 0.15
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,53 @@ def mcut_threshold(probabilities: npt.NDArray[np.float32]) -> float:
     return float(ordered[at] + ordered[at + 1]) / 2
 
 
+def default_providers(available: Sequence[str]) -> list[str]:
+    """What is installed, in onnxruntime's order (CUDA first with onnxruntime-gpu), without TensorRT:
+    it builds an engine per model on first use, which takes minutes; ask for it explicitly."""
+    return [name for name in available if name != "TensorrtExecutionProvider"]
+
+
+class OutputLayout:
+    """Which outputs are general tags, characters and ratings, and how one output row becomes a
+    :class:`Prediction`; shared by every backend whose tag list maps onto WD14's categories."""
+
+    def __init__(self, vocabulary: Vocabulary) -> None:
+        self._names = tuple(normalize_tag(name) for name in vocabulary.names)
+        categories = np.asarray(vocabulary.categories)
+        self._rating_index = np.flatnonzero(categories == RATING_CATEGORY)
+        self._rating_codes = [normalize_rating(vocabulary.names[i]) for i in self._rating_index]
+        self._character_index = np.flatnonzero(categories == CHARACTER_CATEGORY)
+        self._general_index = np.flatnonzero(
+            (categories != RATING_CATEGORY) & (categories != CHARACTER_CATEGORY)
+        )
+
+    def prediction(self, row: npt.NDArray[np.float32], thresholds: Thresholds) -> Prediction:
+        kept: dict[str, float] = {}
+        for index, category in (
+            (self._general_index, TagCategory.GENERAL),
+            (self._character_index, TagCategory.CHARACTER),
+        ):
+            values = row[index]
+            cut = thresholds.for_category(category)
+            if thresholds.mcut:
+                # As the official demo: MCut per category, never below 0.15 for characters.
+                floor = MCUT_CHARACTER_FLOOR if category is TagCategory.CHARACTER else 0.0
+                cut = max(floor, mcut_threshold(values))
+            for position in np.flatnonzero(values > cut):
+                kept[self._names[index[position]]] = float(values[position])
+        rating: str | None = None
+        confidences: dict[str, float] = {}
+        if self._rating_index.size:
+            values = row[self._rating_index]
+            confidences = {
+                code: float(value)
+                for code, value in zip(self._rating_codes, values, strict=True)
+                if code is not None
+            }
+            rating = self._rating_codes[int(np.argmax(values))]
+        return Prediction(tags=kept, rating=rating, rating_confidences=confidences, probabilities=row)
+
+
 class WD14Tagger:
     """Runs a WD14-convention ONNX model: NHWC BGR float 0..255 in, one sigmoid per tag out."""
 
@@ -77,7 +126,7 @@ class WD14Tagger:
             raise TaggerLoadError(
                 f"tagger {spec.name} needs onnxruntime: pip install 'pytest-tagger-showdown[onnx]'"
             ) from exc
-        providers = list(options.providers or ort.get_available_providers())
+        providers = list(options.providers or default_providers(ort.get_available_providers()))
         sess_options = ort.SessionOptions()
         sess_options.log_severity_level = 3
         try:
@@ -99,6 +148,10 @@ class WD14Tagger:
         self.size: int = height
         #: The batch size the model insists on (v2 exports fix N = 1), or None when dynamic.
         self.fixed_batch: int | None = shape[0] if isinstance(shape[0], int) else None
+        #: The execution providers in use, most preferred first (the engine batches on a GPU).
+        self.providers: tuple[str, ...] = tuple(self._session.get_providers())
+        #: Every file the predictions depend on: the engine's prediction cache is keyed by their hash.
+        self.model_files: tuple[Path, ...] = (model_path, tags_path)
         self.vocabulary = Vocabulary.from_csv(tags_path)
         outputs = self._session.get_outputs()[0].shape
         if isinstance(outputs[-1], int) and outputs[-1] != len(self.vocabulary):
@@ -106,14 +159,7 @@ class WD14Tagger:
                 f"tagger {spec.name}: {tags_path.name} lists {len(self.vocabulary)} tags but the "
                 f"model has {outputs[-1]} outputs"
             )
-        self._names = tuple(normalize_tag(name) for name in self.vocabulary.names)
-        categories = np.asarray(self.vocabulary.categories)
-        self._rating_index = np.flatnonzero(categories == RATING_CATEGORY)
-        self._rating_codes = [normalize_rating(self.vocabulary.names[i]) for i in self._rating_index]
-        self._character_index = np.flatnonzero(categories == CHARACTER_CATEGORY)
-        self._general_index = np.flatnonzero(
-            (categories != RATING_CATEGORY) & (categories != CHARACTER_CATEGORY)
-        )
+        self._layout = OutputLayout(self.vocabulary)
 
     def prepare(self, post: Post, image: bytes) -> object:
         return preprocess(decode_image(image), self.spec.preprocessing, self.size)
@@ -128,31 +174,16 @@ class WD14Tagger:
                 (probabilities,) = self._session.run(None, {self._input_name: chunk})[:1]
             except Exception as exc:  # onnxruntime's errors carry no common type
                 raise TaggerRunError(f"tagger {self.spec.name}: inference failed: {exc}") from exc
+            if probabilities.shape[-1] != len(self.vocabulary):
+                raise TaggerRunError(
+                    f"tagger {self.spec.name}: the model gave {probabilities.shape[-1]} outputs for "
+                    f"{len(self.vocabulary)} tags in selected_tags.csv"
+                )
             rows.extend(np.asarray(probabilities, dtype=np.float32))
         return [self._to_prediction(row) for row in rows]
 
     def _to_prediction(self, row: npt.NDArray[np.float32]) -> Prediction:
-        thresholds: Thresholds = self.spec.thresholds
-        kept: dict[str, float] = {}
-        for index, category in (
-            (self._general_index, TagCategory.GENERAL),
-            (self._character_index, TagCategory.CHARACTER),
-        ):
-            values = row[index]
-            cut = mcut_threshold(values) if thresholds.mcut else thresholds.for_category(category)
-            for position in np.flatnonzero(values > cut):
-                kept[self._names[index[position]]] = float(values[position])
-        rating: str | None = None
-        confidences: dict[str, float] = {}
-        if self._rating_index.size:
-            values = row[self._rating_index]
-            confidences = {
-                code: float(value)
-                for code, value in zip(self._rating_codes, values, strict=True)
-                if code is not None
-            }
-            rating = self._rating_codes[int(np.argmax(values))]
-        return Prediction(tags=kept, rating=rating, rating_confidences=confidences, probabilities=row)
+        return self._layout.prediction(row, self.spec.thresholds)
 
 
 def load_folder(spec: TaggerSpec, options: LoadOptions) -> WD14Tagger:

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 
 @pytest.fixture(autouse=True)
-def _lean_subprocess_runs(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Runs under test need neither hypothesis (its plugin costs seconds per start) nor a cache dir."""
-    monkeypatch.setenv("PYTEST_ADDOPTS", "-p no:hypothesispytest -p no:cacheprovider")
+def _lean_subprocess_runs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Runs under test need no hypothesis (its plugin costs seconds per start) nor pytest's cache, and
+    keep their prediction cache to this test (their rootdir can be a shared parent folder)."""
+    monkeypatch.setenv(
+        "PYTEST_ADDOPTS",
+        f"-p no:hypothesispytest -p no:cacheprovider --showdown-cache-dir={tmp_path / 'showdown-cache'}",
+    )
 
 
 @pytest.fixture(params=[pytest.param([], id="no-xdist"), pytest.param(["-n", "2"], id="xdist")])

@@ -47,7 +47,7 @@ def test_select_expands_commas_all_and_prefixes() -> None:
     assert registry.select(["a,folder:/x", "a"]) == ["a", "folder:/x"]
     # 'all' keeps the taggers that can run here; backend "nonexistent" cannot.
     assert registry.select(["all"]) == ["a"]
-    with pytest.raises(UnknownTaggerError, match="unknown tagger 'c'.*known: a, b.*folder:"):
+    with pytest.raises(UnknownTaggerError, match=r"unknown tagger 'c'.*known: a, b.*folder:"):
         registry.select(["c"])
 
 

@@ -1,0 +1,586 @@
+"""Batched, pipelined inference with on-disk caches, so that a showdown costs what the model costs.
+
+The plugin tells the engine which (tagger, post) pairs this process will ask for, in run order
+(:meth:`Engine.plan`); background threads then work ahead along that plan: for each pair they look the
+prediction up in the cache, else read the image and decode and preprocess it (or take the prepared
+input from the cache). Each pytest item then only waits for its own pair, runs inference (or takes the
+batch computed for it by an earlier item), scores and records. Decoding happens while the model runs
+on the previous image, PIL and onnxruntime both release the GIL, and the background threads run at a
+lower CPU priority so that on a machine without a GPU they fill the gaps of inference instead of
+slowing it down.
+
+Memory stays bounded whatever the dataset's size: at most ``window`` prepared inputs are held (plus
+the batch being run), and a batch's results wait only until their items ask for them.
+
+Batches: with batch size 1 (the automatic choice on CPU, where batching does not help) the item runs
+its own image's inference, so what pytest-benchmark records for an item is that image's inference.
+With batch size B > 1 (the automatic choice on a GPU) the first item that needs a batch runs the
+batch of its post and the next B - 1 planned posts of the same tagger; each post's ``inference_s``
+is its share, batch time / batch size. pytest-benchmark then records the whole batch on the item
+that ran it and next to nothing on the B - 1 items served from it: the group's mean is the per-image
+cost, single items' times are not. Predictions served from the cache are not benchmarked at all
+(their times, measured when they were computed, are reported and marked cached).
+
+Models load lazily, on the first cache miss, so a rerun served from the cache never loads them.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+import numpy as np
+
+from .cache import CACHE_VERSION, ShowdownCache, digest, model_fingerprint, prehash_folder
+from .dataset.post import Post
+from .dataset.store import Dataset
+from .errors import ShowdownError, TaggerLoadError, TaggerRunError
+from .prediction import Prediction
+from .results import PostResult
+from .runner import InferenceMeter, TaggerPool, run_post, truth_tags
+from .scoring import score_prediction
+from .taggers.base import Tagger
+from .taggers.wd14 import Vocabulary
+from .tags import TagCategory
+
+T = TypeVar("T")
+
+#: onnxruntime providers that run on an accelerator, where batches pay off.
+ACCELERATED_PROVIDERS: Final = frozenset(
+    {
+        "CUDAExecutionProvider",
+        "TensorrtExecutionProvider",
+        "ROCMExecutionProvider",
+        "MIGraphXExecutionProvider",
+        "DmlExecutionProvider",
+        "CoreMLExecutionProvider",
+    }
+)
+#: The automatic batch size on an accelerator (REFERENCE section 7: ViT-B@448 on an H100 through
+#: onnxruntime-gpu gains little beyond 32).
+ACCELERATED_BATCH: Final = 32
+#: How much lower the background threads' CPU priority is (a ``nice`` increment; Linux only).
+BACKGROUND_NICENESS: Final = 10
+
+
+def auto_batch_size(tagger: Tagger) -> int:
+    """1 on CPU (batching does not help there) and for HTTP or other taggers; 32 on an accelerator,
+    capped by a model that fixes its batch dimension (the v2 WD14 exports fix it to 1)."""
+    providers = getattr(tagger, "providers", None) or ()
+    size = ACCELERATED_BATCH if providers and providers[0] in ACCELERATED_PROVIDERS else 1
+    fixed = getattr(tagger, "fixed_batch", None)
+    return min(size, fixed) if isinstance(fixed, int) and fixed > 0 else size
+
+
+def _lower_priority() -> None:
+    """Lower this thread's CPU priority (Linux applies ``setpriority`` to a single thread)."""
+    try:
+        current = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), current + BACKGROUND_NICENESS)
+    except (AttributeError, OSError):
+        return
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A prepared input waiting for inference; ``key`` is its prediction's cache key, if cached."""
+
+    prepared: object
+    preprocess_s: float
+    key: str | None
+
+
+@dataclass(frozen=True)
+class _Done:
+    prediction: Prediction
+    preprocess_s: float
+    inference_s: float
+    cached: bool
+
+
+@dataclass(frozen=True)
+class _Failed:
+    error: str
+    preprocess_s: float | None = None
+
+
+_Outcome = _Prepared | _Done | _Failed
+
+
+@dataclass(frozen=True)
+class _Identity:
+    """What a tagger's cache keys are made of (its model files' hash and how it prepares images),
+    and its tag list, which dataset metrics need beside cached probabilities."""
+
+    model: str
+    preprocessing: str
+    vocabulary: Vocabulary | None
+
+
+def _vocabulary_of(tagger: Tagger) -> Vocabulary | None:
+    vocabulary = getattr(tagger, "vocabulary", None)
+    names, categories = getattr(vocabulary, "names", None), getattr(vocabulary, "categories", None)
+    if names is None or categories is None:
+        return None
+    return Vocabulary(tuple(names), tuple(int(c) for c in categories))
+
+
+class _Slot:
+    """One tagger of the run: its spec, its lazily loaded model, its cache identity, its batch size."""
+
+    def __init__(self, engine: Engine, name: str) -> None:
+        self.engine = engine
+        self.name = name
+        self.spec = engine.pool.spec(name)
+        self._load_lock = threading.Lock()
+        self._identity_lock = threading.Lock()
+        self._loaded: Tagger | TaggerLoadError | None = None
+        self._identity: _Identity | None = None
+        self._identity_known = False
+        self._batch_size: int | None = engine.batch_size
+
+    def tagger(self) -> Tagger:
+        """The loaded tagger; loads it (once, on the engine's loader thread) on first use."""
+        with self._load_lock:
+            if self._loaded is None:
+                try:
+                    self._loaded = self.engine.on_loader(lambda: self.engine.pool.get(self.name))
+                except TaggerLoadError as exc:
+                    self._loaded = exc
+            loaded = self._loaded
+        if isinstance(loaded, TaggerLoadError):
+            raise loaded
+        return loaded
+
+    @property
+    def is_loaded(self) -> bool:
+        return self._loaded is not None and not isinstance(self._loaded, TaggerLoadError)
+
+    def batch_size(self) -> int:
+        if self._batch_size is None:
+            self._batch_size = auto_batch_size(self.tagger())
+        return self._batch_size
+
+    def identity(self) -> _Identity | None:
+        """The cache identity, None when caching is off or the tagger has no model files (HTTP
+        taggers, the control). Read from the cache's record while the model files are unchanged,
+        so a warm run neither loads nor hashes the model."""
+        cache = self.engine.cache
+        if cache is None:
+            return None
+        with self._identity_lock:
+            if not self._identity_known:
+                self._identity = self._find_identity(cache)
+                self._identity_known = True
+            return self._identity
+
+    def _find_identity(self, cache: ShowdownCache) -> _Identity | None:
+        spec = self.spec
+        record_key = digest(
+            CACHE_VERSION,
+            spec.backend,
+            spec.source,
+            spec.revision,
+            sorted(spec.options.items()),
+            repr(spec.preprocessing),
+        )
+        known = cache.fingerprint(record_key)
+        if known is not None:
+            try:
+                names, categories = known["vocabulary"] or ((), ())
+                vocabulary = Vocabulary(tuple(map(str, names)), tuple(map(int, categories)))
+                return _Identity(str(known["model"]), str(known["preprocessing"]), vocabulary or None)
+            except (KeyError, TypeError, ValueError):
+                pass  # a record of another shape: recompute it
+        folder = Path(spec.source).expanduser()
+        if spec.source and folder.is_dir():
+            prehash_folder(folder)
+        tagger = self.tagger()
+        files = getattr(tagger, "model_files", None)
+        if not files:
+            return None
+        paths = [Path(path) for path in files]
+        prepare = type(tagger).prepare
+        identity = _Identity(
+            model=model_fingerprint(paths),
+            preprocessing=digest(
+                f"{prepare.__module__}.{prepare.__qualname__}",
+                repr(spec.preprocessing),
+                getattr(tagger, "size", None),
+            ),
+            vocabulary=_vocabulary_of(tagger),
+        )
+        tags = identity.vocabulary
+        cache.remember_fingerprint(
+            record_key,
+            paths,
+            {
+                "model": identity.model,
+                "preprocessing": identity.preprocessing,
+                "vocabulary": [tags.names, tags.categories] if tags else None,
+            },
+        )
+        return identity
+
+    def vocabulary(self) -> Any:
+        """The tag list, without loading the model when the cache knows it."""
+        if not self.is_loaded:
+            identity = self.identity()
+            if identity is not None and identity.vocabulary is not None:
+                return identity.vocabulary
+        return getattr(self.tagger(), "vocabulary", None)
+
+
+class LazyTagger:
+    """A tagger by name whose model loads on first use: a run served from the cache never loads it.
+
+    It is what the ``tagger`` fixture gives; other attributes reach the loaded tagger.
+    """
+
+    def __init__(self, slot: _Slot) -> None:
+        self._slot = slot
+        self.spec = slot.spec
+
+    @property
+    def engine(self) -> Engine:
+        return self._slot.engine
+
+    def load(self) -> Tagger:
+        """The loaded tagger; raises :class:`TaggerLoadError` when it cannot run here."""
+        return self._slot.tagger()
+
+    @property
+    def vocabulary(self) -> Any:
+        """The tag list (names and categories in output order), from the cache while the model is
+        not loaded, so recording cached probabilities does not load the model."""
+        return self._slot.vocabulary()
+
+    def prepare(self, post: Post, image: bytes) -> object:
+        return self.load().prepare(post, image)
+
+    def infer(self, batch: Sequence[object]) -> list[Prediction]:
+        return self.load().infer(batch)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.load(), name)
+
+
+@dataclass(eq=False)
+class _Job:
+    slot: _Slot
+    post: Post
+    future: Future[_Outcome]
+
+
+def _call(infer: Callable[[], list[Prediction]]) -> list[Prediction]:
+    return infer()
+
+
+class Engine:
+    """The pipeline for one process. Call it from one thread (pytest's); it runs its own threads.
+
+    ``batch_size`` None chooses per tagger (:func:`auto_batch_size`); ``cache`` None disables both
+    caches; ``workers`` is the number of decoding threads (default: one per CPU); ``window`` the most
+    prepared inputs held ahead (default: enough for two batches and every worker).
+    """
+
+    def __init__(
+        self,
+        pool: TaggerPool,
+        dataset_path: Path,
+        *,
+        batch_size: int | None = None,
+        cache: ShowdownCache | None = None,
+        workers: int | None = None,
+        window: int | None = None,
+    ) -> None:
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"batch size must be at least 1, got {batch_size}")
+        self.pool = pool
+        self.dataset_path = Path(dataset_path)
+        self.batch_size = batch_size
+        self.cache = cache
+        self.workers = max(1, workers or os.cpu_count() or 1)
+        self._window_limit = window
+        self._slots: dict[str, _Slot] = {}
+        self._plan: list[tuple[_Slot, Post]] = []
+        self._next = 0
+        self._window: deque[_Job] = deque()
+        self._done: dict[tuple[str, int], _Done | _Failed] = {}
+        self._queue: queue.SimpleQueue[tuple[Callable[[Dataset], _Outcome], Future[_Outcome]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._threads: list[threading.Thread] = []
+        self._main_dataset: Dataset | None = None
+        # Loads run on a thread started here, at this thread's priority: onnxruntime's own threads
+        # inherit the priority of the thread that creates the session.
+        self._loader = ThreadPoolExecutor(1, thread_name_prefix="showdown-load")
+        self._loader.submit(lambda: None).result()
+
+    # -- taggers ---------------------------------------------------------------------------------
+
+    def tagger(self, name: str) -> LazyTagger:
+        """The named tagger, loaded on first use; raises ShowdownError for an unknown name."""
+        return LazyTagger(self._slot(name))
+
+    def _slot(self, name: str) -> _Slot:
+        if name not in self._slots:
+            self._slots[name] = _Slot(self, name)
+        return self._slots[name]
+
+    def on_loader(self, load: Callable[[], T]) -> T:
+        """Run ``load`` on the loader thread (see ``__init__``) and wait for it."""
+        return self._loader.submit(load).result()
+
+    # -- the plan --------------------------------------------------------------------------------
+
+    def plan(self, requests: Iterable[tuple[str, Post]]) -> None:
+        """Append (tagger name, post) pairs in the order they will be asked for; work starts ahead."""
+        for name, post in requests:
+            self._plan.append((self._slot(name), post))
+        self._refill()
+
+    def _limit(self) -> int:
+        if self._window_limit is not None:
+            return max(1, self._window_limit)
+        batches = [slot.batch_size() for slot in self._slots.values() if slot.is_loaded]
+        return max(4, 2 * self.workers, 2 * max(batches, default=1))
+
+    def _refill(self) -> None:
+        limit = self._limit()
+        while len(self._window) < limit and self._next < len(self._plan):
+            slot, post = self._plan[self._next]
+            self._next += 1
+            self._window.append(_Job(slot, post, self._submit(slot, post)))
+
+    def _submit(self, slot: _Slot, post: Post) -> Future[_Outcome]:
+        if not self._threads:
+            for index in range(self.workers):
+                thread = threading.Thread(target=self._work, name=f"showdown-prepare-{index}", daemon=True)
+                thread.start()
+                self._threads.append(thread)
+        future: Future[_Outcome] = Future()
+        self._queue.put((lambda dataset: self._prepare(slot, post, dataset), future))
+        return future
+
+    def _work(self) -> None:
+        """A background thread: its own dataset connection (sqlite connections are per thread)."""
+        _lower_priority()
+        dataset: Dataset | None = None
+        try:
+            while (job := self._queue.get()) is not None:
+                task, future = job
+                if not future.set_running_or_notify_cancel():
+                    continue
+                try:
+                    if dataset is None:
+                        dataset = Dataset(self.dataset_path)
+                    future.set_result(task(dataset))
+                except BaseException as exc:
+                    future.set_exception(exc)
+        finally:
+            if dataset is not None:
+                dataset.close()
+
+    def _take(self, slot: _Slot, post: Post) -> _Outcome:
+        """This pair's outcome: from a batch already run, from the window (dropping the jobs before
+        it, whose items did not ask: skipped or deselected), further along the plan, or computed now."""
+        done = self._done.pop((slot.name, post.id), None)
+        if done is not None:
+            return done
+        for index, job in enumerate(self._window):
+            if job.slot is slot and job.post.id == post.id:
+                for _ in range(index):
+                    self._window.popleft().future.cancel()
+                self._window.popleft()
+                self._refill()
+                if job.future.cancel():
+                    # Not started yet: doing it here beats waiting for a busy (or GIL-starved) thread.
+                    return self._prepare(slot, post, self._dataset())
+                return job.future.result()
+        for index in range(self._next, len(self._plan)):
+            planned_slot, planned_post = self._plan[index]
+            if planned_slot is slot and planned_post.id == post.id:
+                while self._window:
+                    self._window.popleft().future.cancel()
+                self._next = index + 1
+                break
+        outcome = self._prepare(slot, post, self._dataset())
+        self._refill()
+        return outcome
+
+    def _dataset(self) -> Dataset:
+        if self._main_dataset is None:
+            self._main_dataset = Dataset(self.dataset_path)
+        return self._main_dataset
+
+    # -- the work --------------------------------------------------------------------------------
+
+    def _prepare(self, slot: _Slot, post: Post, dataset: Dataset) -> _Outcome:
+        """Cached prediction, else prepared input (cached or computed), else the post's failure."""
+        try:
+            identity = slot.identity()
+            key = input_key = None
+            md5 = dataset.image_md5(post.id) if identity is not None else None
+            if identity is not None and md5 is not None and self.cache is not None:
+                key = digest(
+                    CACHE_VERSION, identity.model, identity.preprocessing, repr(slot.spec.thresholds), md5
+                )
+                hit = self.cache.get_prediction(key)
+                if hit is not None:
+                    return _Done(hit.prediction, hit.preprocess_s, hit.inference_s, cached=True)
+                input_key = digest(CACHE_VERSION, identity.preprocessing, md5)
+                prepared = self.cache.get_input(input_key)
+                if prepared is not None:
+                    return _Prepared(prepared.array, prepared.preprocess_s, key)
+            began = time.thread_time()
+            image = dataset.image(post.id)
+            tagger = slot.tagger()
+            value = tagger.prepare(post, image)
+            # CPU time, not wall time: a decode slowed down by sharing the CPU with inference would
+            # otherwise be counted twice in the image's runtime.
+            preprocess_s = time.thread_time() - began
+        except ShowdownError as exc:  # a bad image, a tagger that cannot load: this post fails
+            return _Failed(f"{post.label}: {exc}")
+        if input_key is not None and self.cache is not None and isinstance(value, np.ndarray):
+            self.cache.put_input(input_key, value, preprocess_s)
+        return _Prepared(value, preprocess_s, key)
+
+    def _companions(self, slot: _Slot, room: int) -> list[tuple[Post, _Prepared]]:
+        """Up to ``room`` prepared inputs of the same tagger from the window, in plan order."""
+        chosen: list[tuple[Post, _Prepared]] = []
+        for job in list(self._window):
+            if len(chosen) >= room:
+                break
+            if job.slot is not slot:
+                continue
+            outcome = job.future.result()
+            if isinstance(outcome, _Prepared):
+                self._window.remove(job)
+                chosen.append((job.post, outcome))
+        return chosen
+
+    def _infer(
+        self, slot: _Slot, batch: Sequence[tuple[Post, _Prepared]], measure: InferenceMeter
+    ) -> list[_Done | _Failed]:
+        elapsed = 0.0
+        try:
+            tagger = slot.tagger()
+
+            def infer() -> list[Prediction]:
+                nonlocal elapsed
+                began = time.perf_counter()
+                predictions = tagger.infer([prepared.prepared for _, prepared in batch])
+                elapsed = time.perf_counter() - began
+                return predictions
+
+            predictions = measure(infer)
+            if len(predictions) != len(batch):
+                raise TaggerRunError(
+                    f"tagger {slot.name} gave {len(predictions)} predictions for {len(batch)} inputs"
+                )
+        except ShowdownError as exc:
+            return [_Failed(f"{post.label}: {exc}", prepared.preprocess_s) for post, prepared in batch]
+        share = elapsed / len(batch)
+        results: list[_Done | _Failed] = []
+        for (_, prepared), prediction in zip(batch, predictions, strict=True):
+            if prepared.key is not None and self.cache is not None:
+                self.cache.put_prediction(prepared.key, prediction, prepared.preprocess_s, share)
+            results.append(_Done(prediction, prepared.preprocess_s, share, cached=False))
+        return results
+
+    # -- the public entry ------------------------------------------------------------------------
+
+    def run(
+        self,
+        post: Post,
+        tagger: Tagger,
+        categories: Iterable[TagCategory] = tuple(TagCategory),
+        *,
+        measure: InferenceMeter = _call,
+        aliases: Mapping[str, str] | None = None,
+    ) -> PostResult:
+        """Tag and score one post, as :func:`runner.run_post` does, through the pipeline and caches.
+
+        A tagger that is not this engine's (one a test built itself) runs plainly, uncached.
+        """
+        if not (isinstance(tagger, LazyTagger) and tagger.engine is self):
+            return run_post(tagger, post, self._dataset(), categories, measure=measure, aliases=aliases)
+        slot = self._slot(tagger.spec.name)
+        outcome = self._take(slot, post)
+        if isinstance(outcome, _Done) and not outcome.cached:
+            # A share of a batch run by an earlier item: recorded as such (see the module docstring).
+            shared = [outcome.prediction]
+            measure(lambda: shared)
+        elif isinstance(outcome, _Prepared):
+            batch = [(post, outcome)]
+            try:
+                size = slot.batch_size()
+            except TaggerLoadError:
+                size = 1  # inference reports the load failure for this post
+            if size > 1:
+                batch += self._companions(slot, size - 1)
+                self._refill()
+            first, *rest = self._infer(slot, batch, measure)
+            for (other, _), result in zip(batch[1:], rest, strict=True):
+                self._done[(slot.name, other.id)] = result
+            self._trim_done()
+            outcome = first
+        return self._result(slot, post, outcome, categories, aliases)
+
+    def _trim_done(self) -> None:
+        """Results of batch-mates whose items never asked (skipped, deselected) do not pile up."""
+        while len(self._done) > self._limit():
+            del self._done[next(iter(self._done))]
+
+    def _result(
+        self,
+        slot: _Slot,
+        post: Post,
+        outcome: _Outcome,
+        categories: Iterable[TagCategory],
+        aliases: Mapping[str, str] | None,
+    ) -> PostResult:
+        scored = frozenset(categories)
+        base = PostResult(
+            tagger=slot.name, post_id=post.id, rating=post.rating, score=None, truth=truth_tags(post, scored)
+        )
+        if isinstance(outcome, _Failed):
+            return replace(base, error=outcome.error, preprocess_s=outcome.preprocess_s)
+        if isinstance(outcome, _Prepared):
+            raise AssertionError("a prepared input reached scoring without inference")
+        prediction = outcome.prediction
+        return replace(
+            base,
+            score=score_prediction(post, prediction, scored, aliases),
+            predicted=tuple(sorted(prediction.tags)),
+            predicted_rating=prediction.rating,
+            preprocess_s=outcome.preprocess_s,
+            inference_s=outcome.inference_s,
+            cached=outcome.cached,
+            probabilities=prediction.probabilities,
+        )
+
+    def close(self) -> None:
+        """Stop the threads (waiting for the images they are on) and close the connections."""
+        while self._window:
+            self._window.popleft().future.cancel()
+        for _ in self._threads:
+            self._queue.put(None)
+        for thread in self._threads:
+            thread.join()
+        self._threads.clear()
+        self._loader.shutdown(wait=True)
+        if self._main_dataset is not None:
+            self._main_dataset.close()
+            self._main_dataset = None

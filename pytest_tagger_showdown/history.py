@@ -1,0 +1,202 @@
+"""Saved runs: showdown results inside pytest-benchmark's storage, and plain ``--showdown-json`` files.
+
+A run saved with ``--benchmark-save``/``--benchmark-autosave`` is ``.benchmarks/<machine>/NNNN_name.json``;
+the plugin adds its results document under the key :data:`DOCUMENT_KEY` (pytest-benchmark's
+``pytest_benchmark_update_json`` hook), so timings and scores of a run live in one file. Under
+pytest-xdist pytest-benchmark saves nothing, so a ``--showdown-json`` file works as a run too.
+
+A run is named on the command line by a file path, by a saved run's number or name prefix
+(``0003``, ``0003_mybranch``) or by ``latest`` (the newest saved run with showdown results).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from tabulate import tabulate
+
+from .errors import ShowdownError
+
+#: Where in a pytest-benchmark JSON file the showdown's results document lives.
+DOCUMENT_KEY: Final = "tagger_showdown"
+DEFAULT_STORAGE: Final = Path(".benchmarks")
+LATEST: Final = "latest"
+
+
+@dataclass(frozen=True)
+class SavedRun:
+    """One run's results document and where it came from."""
+
+    name: str
+    path: Path
+    document: Mapping[str, Any]
+    datetime: str | None = None
+    commit: str | None = None
+
+
+def storage_path(option: str | None) -> Path:
+    """pytest-benchmark's ``--benchmark-storage`` value (``file://PATH`` or ``PATH``) as a path."""
+    if not option:
+        return DEFAULT_STORAGE
+    if "://" in option and not option.startswith("file://"):
+        raise ShowdownError(f"saved runs can only be read from file storage, not {option}")
+    return Path(option.removeprefix("file://"))
+
+
+def machine_id() -> str:
+    """pytest-benchmark's folder name for this machine (its ``get_machine_id``)."""
+    return "-".join(
+        (
+            platform.system(),
+            platform.python_implementation(),
+            ".".join(platform.python_version_tuple()[:2]),
+            platform.architecture()[0],
+        )
+    )
+
+
+def read_run(path: Path) -> SavedRun:
+    """A saved benchmark JSON carrying showdown results, or a ``--showdown-json`` document."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ShowdownError(f"cannot read the saved run {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ShowdownError(f"{path} is not a saved run (expected a JSON object)")
+    if DOCUMENT_KEY in data:
+        commit = data.get("commit_info") or {}
+        commit_id = commit.get("id")
+        return SavedRun(
+            name=path.stem,
+            path=path,
+            document=data[DOCUMENT_KEY],
+            datetime=data.get("datetime"),
+            commit=f"{commit_id[:8]}{'+' if commit.get('dirty') else ''}" if commit_id else None,
+        )
+    if "posts" in data and "taggers" in data:
+        return SavedRun(name=path.stem, path=path, document=data, datetime=data.get("created"))
+    if "benchmarks" in data:
+        raise ShowdownError(
+            f"{path} was saved without tagger-showdown results (run pytest --tagger NAME "
+            "with --benchmark-save or --benchmark-autosave, without -n)"
+        )
+    raise ShowdownError(f"{path} is neither a saved benchmark run nor a --showdown-json file")
+
+
+def _saved_files(storage: Path) -> list[Path]:
+    return sorted(storage.glob("*/[0-9][0-9][0-9][0-9]_*.json"), key=lambda p: (p.name, p.parent.name))
+
+
+def saved_runs(storage: Path) -> list[SavedRun]:
+    """Every saved run in ``storage`` that carries showdown results, oldest first."""
+    runs: list[SavedRun] = []
+    for path in _saved_files(storage):
+        try:
+            runs.append(read_run(path))
+        except ShowdownError:
+            continue
+    return runs
+
+
+def find_run(spec: str, storage: Path = DEFAULT_STORAGE) -> SavedRun:
+    """The run ``spec`` names: a file, ``latest``, or a saved run's number/name prefix in ``storage``."""
+    candidate = Path(spec)
+    if candidate.is_file():
+        return read_run(candidate)
+    if spec == LATEST:
+        runs = saved_runs(storage)
+        if not runs:
+            raise ShowdownError(f"no saved run with showdown results in {storage}")
+        return runs[-1]
+    matches = [p for p in _saved_files(storage) if p.name.startswith(spec)]
+    if len(matches) > 1:
+        here = [p for p in matches if p.parent.name == machine_id()]
+        matches = here if len(here) == 1 else matches
+    if not matches:
+        known = ", ".join(p.stem for p in _saved_files(storage)) or "none"
+        raise ShowdownError(
+            f"no saved run {spec!r}: not a file, and not in {storage} (saved runs there: {known})"
+        )
+    if len(matches) > 1:
+        names = ", ".join(f"{p.parent.name}/{p.name}" for p in matches)
+        raise ShowdownError(f"{spec!r} matches several saved runs ({names}): name one fully")
+    return read_run(matches[0])
+
+
+def history_rows(runs: Iterable[SavedRun], tagger: str | None = None) -> list[dict[str, Any]]:
+    """One row per (run, tagger): the headline numbers of each saved run."""
+    rows: list[dict[str, Any]] = []
+    for run in runs:
+        metrics = run.document.get("metrics", {})
+        for name, summary in run.document.get("taggers", {}).items():
+            if tagger is not None and name != tagger:
+                continue
+            overall = metrics.get(name, {}).get("overall", {})
+            rows.append(
+                {
+                    "tagger": name,
+                    "run": run.name,
+                    "date": (run.datetime or "")[:19].replace("T", " ") or None,
+                    "commit": run.commit,
+                    "images": summary.get("images"),
+                    "avg score": summary.get("avg_score"),
+                    "F1": summary.get("f1"),
+                    "F1@P=R": overall.get("f1_at_equal_pr"),
+                    "mAP": overall.get("map"),
+                    "distance score": metrics.get(name, {}).get("distance_score"),
+                    "avg s/img": summary.get("avg_runtime_s"),
+                }
+            )
+    return rows
+
+
+def format_history(runs: Sequence[SavedRun], tagger: str | None = None) -> str:
+    """The runs as a table grouped by tagger, oldest run first within a tagger."""
+    import pandas as pd  # type: ignore[import-untyped]  # pandas ships no type information
+
+    rows = history_rows(runs, tagger)
+    if not rows:
+        return "no saved run with showdown results" + (f" for {tagger}" if tagger else "")
+    frame = pd.DataFrame(rows)
+    frame = frame.dropna(axis="columns", how="all")
+    frame["_order"] = range(len(frame))
+    frame = frame.sort_values(["tagger", "_order"], kind="stable").drop(columns="_order")
+    cells = frame.astype(object).where(frame.notna(), None)
+    table: str = tabulate(
+        cells.to_numpy().tolist(),
+        headers=list(frame.columns),
+        tablefmt="github",
+        floatfmt=[".4f" if column == "avg s/img" else ".3f" for column in frame.columns],
+        missingval="-",
+    )
+    return table
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``tagger-showdown history``'s options."""
+    parser.add_argument(
+        "runs",
+        nargs="*",
+        metavar="RUN",
+        help="saved runs or --showdown-json files to list (default: every saved run in the storage)",
+    )
+    parser.add_argument(
+        "--storage",
+        default=str(DEFAULT_STORAGE),
+        help="pytest-benchmark's storage folder (--benchmark-storage; default .benchmarks)",
+    )
+    parser.add_argument("--tagger", help="only this tagger")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the history table."""
+    storage = storage_path(args.storage)
+    runs = [find_run(spec, storage) for spec in args.runs] if args.runs else saved_runs(storage)
+    print(format_history(runs, args.tagger))
+    return 0

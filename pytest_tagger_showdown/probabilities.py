@@ -1,0 +1,383 @@
+"""Each run's probabilities, kept compactly so dataset metrics never need the model again.
+
+A tagger's output row (one sigmoid per vocabulary tag) is kept as the tags scoring at least
+:data:`FLOOR`, their probabilities in float16: a WD14 row of 10,861 floats (43 kB) shrinks to the
+few dozen to few hundred tags a model finds plausible (a few hundred bytes). Below the floor every tag
+reads as 0: metrics rank those cells as ties at the bottom, and a sweep below the floor means nothing.
+
+Transport under pytest-xdist: a row travels in the test report's ``user_properties`` (key
+:data:`ROW_PROPERTY`) beside the post's result, base64 of the column indices and float16 values. That
+is the road results already take, so a row reaches the controller exactly when its result does, with
+no shard files, temporary folders or end-of-session merges to coordinate, and nothing lost when a
+worker crashes after reporting. The vocabulary (10,861 names) travels once per worker and tagger; the
+other rows name it by digest.
+
+At the end of a run the controller turns rows and results into one :class:`ProbabilityStore` per tagger
+(scores, truths and kept tags as sparse posts x tags matrices) and saves them in one ``.npz``.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import json
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from .errors import ShowdownError
+from .metrics import SparseRows
+from .results import PostResult
+from .tags import DANBOORU_CATEGORY_IDS, RATING_MATCHES, normalize_rating, normalize_tag, rating_tag
+
+#: The user_properties key a probability row travels under.
+ROW_PROPERTY: Final = "tagger_showdown_probabilities"
+#: Probabilities below this are not kept (read back as 0).
+FLOOR: Final = 0.01
+STORE_FORMAT: Final = 1
+
+#: ``selected_tags.csv`` categories: Danbooru's, plus 9 for the rating rows.
+_MODEL_CATEGORIES: Final[dict[int, str]] = {
+    9: "rating",
+    **{number: category.value for number, category in DANBOORU_CATEGORY_IDS.items()},
+}
+
+SOURCE_PROBABILITIES: Final = "probabilities"
+SOURCE_KEPT_TAGS: Final = "kept tags"
+
+
+def _b64(array: npt.NDArray[Any]) -> str:
+    return base64.b64encode(np.ascontiguousarray(array).tobytes()).decode("ascii")
+
+
+def _unb64(text: str, dtype: str) -> npt.NDArray[Any]:
+    return np.frombuffer(base64.b64decode(text), dtype=np.dtype(dtype))
+
+
+def _index_dtype(size: int) -> str:
+    return "<u2" if size <= 1 << 16 else "<u4"
+
+
+@dataclass(frozen=True)
+class TagVocabulary:
+    """A tagger's output columns as the ground truth spells them: ratings become ``rating:g``..."""
+
+    names: tuple[str, ...]
+    categories: tuple[str, ...]
+    index: Mapping[str, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if len(self.names) != len(self.categories):
+            raise ValueError("a vocabulary needs one category per name")
+        index: dict[str, int] = {}
+        for position, name in enumerate(self.names):
+            index.setdefault(name, position)
+        object.__setattr__(self, "index", index)
+
+    @classmethod
+    def from_model(cls, names: Sequence[str], categories: Sequence[int]) -> TagVocabulary:
+        """From a model's tag list (``selected_tags.csv`` names and numeric categories)."""
+        keys: list[str] = []
+        labels: list[str] = []
+        for name, number in zip(names, categories, strict=True):
+            label = _MODEL_CATEGORIES.get(int(number), "general")
+            code = normalize_rating(name) if label == "rating" else None
+            keys.append(rating_tag(code) if code else normalize_tag(name))
+            labels.append(label)
+        return cls(tuple(keys), tuple(labels))
+
+    @functools.cached_property
+    def digest(self) -> str:
+        """Computed once: every recorded row names its vocabulary by it."""
+        text = json.dumps([self.names, self.categories])
+        return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+def encode_row(probabilities: npt.ArrayLike, floor: float = FLOOR) -> dict[str, Any]:
+    """A probability row as JSON-safe text: the columns at or above ``floor`` and their float16 values."""
+    row = np.asarray(probabilities, dtype=np.float32).ravel()
+    columns = np.flatnonzero(row >= floor)
+    dtype = _index_dtype(row.size)
+    return {
+        "size": int(row.size),
+        "floor": floor,
+        "index_dtype": dtype,
+        "columns": _b64(columns.astype(dtype)),
+        "values": _b64(row[columns].astype("<f2")),
+    }
+
+
+def decode_row(encoded: Mapping[str, Any]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    """The kept columns and their values (float16 precision) of an :func:`encode_row` row."""
+    columns = _unb64(str(encoded["columns"]), str(encoded["index_dtype"])).astype(np.int64)
+    values = _unb64(str(encoded["values"]), "<f2").astype(np.float32)
+    if columns.size != values.size or (columns.size and int(columns.max()) >= int(encoded["size"])):
+        raise ShowdownError("a probability row is corrupt (columns and values do not match)")
+    return columns, values
+
+
+class RowEncoder:
+    """Turns a result's probabilities into a row message; sends each vocabulary once per process."""
+
+    def __init__(self, floor: float = FLOOR) -> None:
+        self.floor = floor
+        self._vocabularies: dict[str, TagVocabulary] = {}
+        self._sent: set[str] = set()
+
+    def encode(self, tagger: object, result: PostResult) -> dict[str, Any] | None:
+        """The message for ``result``, or None when the tagger has no probabilities or vocabulary
+        (the control tagger, HTTP taggers): metrics then fall back to its kept tags."""
+        if result.probabilities is None:
+            return None  # checked first: asking a lazy tagger for its vocabulary may load it
+        vocabulary = self._vocabularies.get(result.tagger)
+        if vocabulary is None:
+            try:
+                model_vocabulary = getattr(tagger, "vocabulary", None)
+            except ShowdownError:
+                return None
+            if model_vocabulary is None:
+                return None
+            vocabulary = TagVocabulary.from_model(model_vocabulary.names, model_vocabulary.categories)
+            self._vocabularies[result.tagger] = vocabulary
+        if np.asarray(result.probabilities).size != len(vocabulary):
+            return None
+        message: dict[str, Any] = {
+            "tagger": result.tagger,
+            "post_id": result.post_id,
+            "vocabulary": vocabulary.digest,
+            "row": encode_row(result.probabilities, self.floor),
+        }
+        if result.tagger not in self._sent:
+            message["names"] = list(vocabulary.names)
+            message["categories"] = list(vocabulary.categories)
+            self._sent.add(result.tagger)
+        return message
+
+
+@dataclass(frozen=True)
+class ProbabilityStore:
+    """One tagger's run as posts x tags matrices over its vocabulary (rows in ``post_ids`` order).
+
+    ``source`` says where scores come from: the model's probabilities, or (for taggers without a
+    vocabulary) the kept tags as 0/1 scores, which makes AP and the sweep degenerate but defined.
+    ``truth_outside`` counts true tags the vocabulary cannot express (artists, unknown tags): the
+    study's score counts them as missed, these metrics cannot.
+    """
+
+    tagger: str
+    source: str
+    floor: float
+    names: tuple[str, ...]
+    categories: tuple[str, ...]
+    post_ids: npt.NDArray[np.int64]
+    ratings: tuple[str, ...]
+    scores: SparseRows
+    truth: SparseRows
+    predicted: SparseRows
+    truth_outside: int = 0
+
+    @property
+    def matrices(self) -> tuple[SparseRows, SparseRows, SparseRows]:
+        """(truth, scores, predicted): the arguments of :func:`metrics.evaluate`."""
+        return self.truth, self.scores, self.predicted
+
+
+def _predicted_keys(result: PostResult) -> list[str]:
+    """Kept tags plus the rating, spelled as the truth spells it (a correct ``safe`` counts as right)."""
+    keys = list(result.predicted)
+    if result.predicted_rating is not None:
+        matches = RATING_MATCHES.get(result.predicted_rating, frozenset())
+        keys.append(rating_tag(result.rating if result.rating in matches else result.predicted_rating))
+    return keys
+
+
+class ProbabilityCollector:
+    """Gathers row messages on the controller and builds each tagger's :class:`ProbabilityStore`."""
+
+    def __init__(self) -> None:
+        self._vocabularies: dict[str, TagVocabulary] = {}
+        self._rows: dict[str, dict[int, tuple[str, Mapping[str, Any]]]] = {}
+
+    def add(self, message: Mapping[str, Any]) -> None:
+        digest = str(message["vocabulary"])
+        if "names" in message and digest not in self._vocabularies:
+            self._vocabularies[digest] = TagVocabulary(tuple(message["names"]), tuple(message["categories"]))
+        tagger = str(message["tagger"])
+        self._rows.setdefault(tagger, {})[int(message["post_id"])] = (digest, message["row"])
+
+    def build(
+        self,
+        tagger: str,
+        results: Sequence[PostResult],
+        *,
+        scored_categories: Collection[str] | None = None,
+        tag_categories: Mapping[str, str] | None = None,
+    ) -> ProbabilityStore:
+        """The store of ``tagger``'s scored posts; columns outside ``scored_categories`` are dropped
+        (ratings always stay), so metrics judge what the score judges."""
+        scored = sorted(
+            (r for r in results if r.tagger == tagger and r.score is not None), key=lambda r: r.post_id
+        )
+        rows = self._rows.get(tagger, {})
+        digests = {rows[r.post_id][0] for r in scored if r.post_id in rows}
+        complete = bool(scored) and all(r.post_id in rows for r in scored)
+        if complete and len(digests) == 1 and (digest := digests.pop()) in self._vocabularies:
+            vocabulary = self._vocabularies[digest]
+            encoded = [rows[r.post_id][1] for r in scored]
+            floor = float(encoded[0]["floor"])
+            score_rows = [decode_row(row) for row in encoded]
+            source = SOURCE_PROBABILITIES
+        else:
+            vocabulary = _fallback_vocabulary(scored, tag_categories or {})
+            score_rows = []
+            floor = 0.0
+            source = SOURCE_KEPT_TAGS
+        truth_rows: list[tuple[list[int], None]] = []
+        predicted_rows: list[tuple[list[int], None]] = []
+        outside = 0
+        for result in scored:
+            truth_columns = [vocabulary.index[t] for t in result.truth if t in vocabulary.index]
+            outside += len(set(result.truth)) - len(set(truth_columns))
+            truth_rows.append((truth_columns, None))
+            keys = _predicted_keys(result)
+            predicted_rows.append(([vocabulary.index[k] for k in keys if k in vocabulary.index], None))
+        size = len(vocabulary)
+        truth = SparseRows.from_rows(size, truth_rows, binary=True)
+        predicted = SparseRows.from_rows(size, predicted_rows, binary=True)
+        scores = (
+            SparseRows.from_rows(size, score_rows)
+            if source == SOURCE_PROBABILITIES
+            else SparseRows(predicted.shape, predicted.indptr, predicted.indices, predicted.data())
+        )
+        store = ProbabilityStore(
+            tagger=tagger,
+            source=source,
+            floor=floor,
+            names=vocabulary.names,
+            categories=vocabulary.categories,
+            post_ids=np.asarray([r.post_id for r in scored], dtype=np.int64),
+            ratings=tuple(r.rating for r in scored),
+            scores=scores,
+            truth=truth,
+            predicted=predicted,
+            truth_outside=outside,
+        )
+        return _restrict(store, scored_categories)
+
+
+def _fallback_vocabulary(results: Sequence[PostResult], tag_categories: Mapping[str, str]) -> TagVocabulary:
+    """Every tag seen true or predicted, for taggers with no vocabulary of their own."""
+    names = sorted({t for r in results for t in (*r.truth, *_predicted_keys(r))})
+    categories = [
+        "rating" if name.startswith("rating:") else tag_categories.get(name, "general") for name in names
+    ]
+    return TagVocabulary(tuple(names), tuple(categories))
+
+
+def _restrict(store: ProbabilityStore, scored_categories: Collection[str] | None) -> ProbabilityStore:
+    if scored_categories is None:
+        return store
+    wanted = {*scored_categories, "rating"}
+    keep = np.asarray([i for i, c in enumerate(store.categories) if c in wanted], dtype=np.int64)
+    if keep.size == len(store.names):
+        return store
+    return ProbabilityStore(
+        tagger=store.tagger,
+        source=store.source,
+        floor=store.floor,
+        names=tuple(store.names[i] for i in keep.tolist()),
+        categories=tuple(store.categories[i] for i in keep.tolist()),
+        post_ids=store.post_ids,
+        ratings=store.ratings,
+        scores=store.scores.take_columns(keep),
+        truth=store.truth.take_columns(keep),
+        predicted=store.predicted.take_columns(keep),
+        truth_outside=store.truth_outside,
+    )
+
+
+def _pack(prefix: str, matrix: SparseRows, arrays: dict[str, npt.NDArray[Any]]) -> None:
+    arrays[f"{prefix}_indptr"] = matrix.indptr
+    arrays[f"{prefix}_indices"] = matrix.indices.astype(_index_dtype(matrix.shape[1]))
+    if matrix.values is not None:
+        arrays[f"{prefix}_values"] = matrix.values.astype("<f2")
+
+
+def _unpack(prefix: str, shape: tuple[int, int], data: Mapping[str, npt.NDArray[Any]]) -> SparseRows:
+    values = data.get(f"{prefix}_values")
+    return SparseRows(
+        shape,
+        data[f"{prefix}_indptr"].astype(np.int64),
+        data[f"{prefix}_indices"].astype(np.int64),
+        None if values is None else values.astype(np.float32),
+    )
+
+
+def save_stores(path: Path, stores: Sequence[ProbabilityStore]) -> None:
+    """Write every tagger's store into one compressed ``.npz`` (no pickles), atomically."""
+    arrays: dict[str, npt.NDArray[Any]] = {}
+    meta: list[dict[str, Any]] = []
+    for number, store in enumerate(stores):
+        prefix = f"t{number}"
+        meta.append(
+            {
+                "tagger": store.tagger,
+                "source": store.source,
+                "floor": store.floor,
+                "truth_outside": store.truth_outside,
+                "shape": list(store.truth.shape),
+            }
+        )
+        arrays[f"{prefix}_names"] = np.asarray(store.names, dtype=str)
+        arrays[f"{prefix}_categories"] = np.asarray(store.categories, dtype=str)
+        arrays[f"{prefix}_post_ids"] = store.post_ids
+        arrays[f"{prefix}_ratings"] = np.asarray(store.ratings, dtype=str)
+        _pack(f"{prefix}_scores", store.scores, arrays)
+        _pack(f"{prefix}_truth", store.truth, arrays)
+        _pack(f"{prefix}_predicted", store.predicted, arrays)
+    arrays["meta"] = np.asarray(json.dumps({"format": STORE_FORMAT, "taggers": meta}))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    with partial.open("wb") as handle:
+        np.savez_compressed(handle, **arrays)  # type: ignore[arg-type]
+    partial.replace(path)
+
+
+def load_stores(path: Path) -> list[ProbabilityStore]:
+    """Read the stores :func:`save_stores` wrote."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            data = {key: npz[key] for key in npz.files}
+    except (OSError, ValueError) as exc:
+        raise ShowdownError(f"cannot read the probability store {path}: {exc}") from exc
+    meta = json.loads(str(data["meta"]))
+    if meta.get("format") != STORE_FORMAT:
+        raise ShowdownError(f"{path} has store format {meta.get('format')}, expected {STORE_FORMAT}")
+    stores: list[ProbabilityStore] = []
+    for number, entry in enumerate(meta["taggers"]):
+        prefix = f"t{number}"
+        rows, cols = entry["shape"]
+        stores.append(
+            ProbabilityStore(
+                tagger=entry["tagger"],
+                source=entry["source"],
+                floor=float(entry["floor"]),
+                names=tuple(str(n) for n in data[f"{prefix}_names"]),
+                categories=tuple(str(c) for c in data[f"{prefix}_categories"]),
+                post_ids=data[f"{prefix}_post_ids"].astype(np.int64),
+                ratings=tuple(str(r) for r in data[f"{prefix}_ratings"]),
+                scores=_unpack(f"{prefix}_scores", (rows, cols), data),
+                truth=_unpack(f"{prefix}_truth", (rows, cols), data),
+                predicted=_unpack(f"{prefix}_predicted", (rows, cols), data),
+                truth_outside=int(entry["truth_outside"]),
+            )
+        )
+    return stores

@@ -1,0 +1,114 @@
+"""``tagger-showdown taggers``: every tagger this installation knows, where its model comes from, and
+whether it can run here (backend installed, model cached, server configured), loading no model.
+
+Taggers a ``conftest.py`` registers through the ``pytest_tagger_showdown_register`` hook exist only
+inside a pytest run and are not listed; those installed packages register by entry point are.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.util
+import os
+from dataclasses import dataclass
+
+from tabulate import tabulate
+
+from ..errors import TaggerLoadError, TaggerRunError
+from . import hub, remote
+from .backends import unavailable_reason
+from .base import LoadOptions
+from .builtin import default_registry
+from .registry import TaggerRegistry
+from .spec import TaggerSpec
+
+HEADERS = ("tagger", "backend", "source", "can run here")
+#: The argument each built-in prefix takes, and the module its backend needs.
+PREFIXES = {"onnx": ("PATH", "onnxruntime"), "deepdanbooru": ("PATH", "keras"), "sdwebui": ("MODEL", None)}
+
+
+@dataclass(frozen=True)
+class TaggerRow:
+    name: str
+    backend: str
+    source: str
+    can_run: str
+
+    def cells(self) -> tuple[str, str, str, str]:
+        return (self.name, self.backend, self.source or "-", self.can_run)
+
+
+def _verdict(reason: str | None) -> str:
+    return "yes" if reason is None else f"no: {reason}"
+
+
+def _source(spec: TaggerSpec) -> str:
+    if spec.backend == hub.BACKEND:
+        return f"{spec.source}@{spec.revision or 'main'}"
+    if spec.backend == "control":
+        return "built in"
+    return spec.source
+
+
+def _as_configured(spec: TaggerSpec, options: LoadOptions) -> TaggerSpec:
+    """A remote spec with the URL the options or the environment give it, as it would run."""
+    if spec.backend not in (remote.SDWEBUI, remote.HYDRUS_DD):
+        return spec
+    return dataclasses.replace(spec, source=remote.configured_url(spec, options) or "")
+
+
+def _prefix_row(registry: TaggerRegistry, prefix: str, options: LoadOptions) -> TaggerRow:
+    argument, module = PREFIXES.get(prefix, ("ARG", None))
+    spec = _as_configured(registry.resolve(f"{prefix}:{argument}"), options)
+    if spec.backend == remote.SDWEBUI:
+        return TaggerRow(spec.name, spec.backend, spec.source, _verdict(unavailable_reason(spec)))
+    if module is not None and importlib.util.find_spec(module) is None:
+        return TaggerRow(spec.name, spec.backend, argument, f"no: {module} is not installed")
+    return TaggerRow(spec.name, spec.backend, argument, f"given a {argument}")
+
+
+def served_webui_models(options: LoadOptions) -> list[TaggerRow]:
+    """One row per model a configured webui serves, or one row saying why it could not be asked."""
+    spec = remote.sdwebui_spec("MODEL")
+    if remote.configured_url(spec, options) is None:
+        return []
+    try:
+        client = remote.SdWebuiClient(spec, dataclasses.replace(options, http_timeout=10.0))
+        models = client.served_models()
+    except (TaggerLoadError, TaggerRunError) as exc:
+        return [TaggerRow(spec.name, spec.backend, remote.configured_url(spec, options) or "", f"no: {exc}")]
+    return [TaggerRow(f"{remote.SDWEBUI}:{model}", remote.SDWEBUI, client.url, "yes") for model in models]
+
+
+def tagger_rows(registry: TaggerRegistry, options: LoadOptions | None = None) -> list[TaggerRow]:
+    """Named taggers (alphabetically), one row per prefix, then the models a configured webui serves."""
+    options = options or LoadOptions()
+    rows = []
+    for spec in registry:
+        configured = _as_configured(spec, options)
+        rows.append(
+            TaggerRow(spec.name, spec.backend, _source(configured), _verdict(unavailable_reason(configured)))
+        )
+    rows += [_prefix_row(registry, prefix, options) for prefix in registry.prefixes()]
+    return rows + served_webui_models(options)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--sdwebui-url",
+        default=os.environ.get("SDWEBUI_URL"),
+        help="also list the models this webui serves (env SDWEBUI_URL; basic auth from SDWEBUI_AUTH)",
+    )
+    parser.add_argument(
+        "--hydrus-dd-url",
+        default=os.environ.get("HYDRUS_DD_URL"),
+        help="hydrus-dd server (env HYDRUS_DD_URL)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    options = LoadOptions(sdwebui_url=args.sdwebui_url, hydrus_dd_url=args.hydrus_dd_url)
+    rows = tagger_rows(default_registry(), options)
+    print(tabulate([row.cells() for row in rows], headers=HEADERS, tablefmt="github", disable_numparse=True))
+    return 0

@@ -1,0 +1,37 @@
+"""Broken inputs fail their own item with a clear message; the rest of the run goes on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.datasets import four_ratings
+from tests.integration.conftest import RunShowdown, table_rows
+from tests.modelmaker import make_wd14_folder
+
+
+def test_a_corrupt_image_fails_one_item_only(run_showdown: RunShowdown, tmp_path: Path) -> None:
+    db = four_ratings(tmp_path / "data.db", corrupt=103)
+    model = make_wd14_folder(tmp_path / "tiny", size=32)
+    tagger = f"onnx:{model.folder}"
+    result, document = run_showdown("--tagger", tagger, "--showdown-db", str(db), "-rf")
+    assert result.ret == 1
+    result.assert_outcomes(passed=7, failed=1)
+    result.stdout.fnmatch_lines(["post103-s: cannot decode the image (12 bytes): cannot identify image*"])
+    row = table_rows(result)[tagger]
+    assert (row[1], row[2]) == ("7", "1")  # images, errors
+    errored = [post for post in document["posts"] if post["error"]]
+    assert [post["post_id"] for post in errored] == [103]
+    assert document["taggers"][tagger]["images"] == 7
+
+
+def test_a_tagger_that_cannot_load_fails_its_items_with_the_reason(
+    run_showdown: RunShowdown, tmp_path: Path
+) -> None:
+    db = four_ratings(tmp_path / "data.db")
+    empty = tmp_path / "empty-model"
+    empty.mkdir()
+    result, _ = run_showdown("--tagger", f"onnx:{empty},control", "--showdown-db", str(db))
+    assert result.ret == 1
+    result.assert_outcomes(passed=8, errors=8)
+    result.stdout.fnmatch_lines([f"tagger onnx:{empty}: {empty}/model.onnx does not exist"])
+    result.stdout.no_fnmatch_line("*During handling of the above exception*")

@@ -1,0 +1,85 @@
+"""The HTML report of a real run, rendered by headless Chromium: tables present, every image decoded."""
+
+from __future__ import annotations
+
+import csv
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.integration.brightness import install_brightness_tagger
+
+#: Appended to a copy of the report (the report itself has no script): after load, it records on
+#: <body> how many images there are and whether every one decoded (naturalWidth > 0).
+CHECK_IMAGES = """
+<script>
+window.addEventListener("load", () => {
+  const images = Array.from(document.images);
+  document.body.dataset.images = String(images.length);
+  document.body.dataset.decoded = String(images.filter((i) => i.complete && i.naturalWidth > 0).length);
+});
+</script>
+"""
+
+
+def chromium() -> str:
+    for name in ("chromium", "chromium-browser"):
+        found = shutil.which(name)
+        if found:
+            return found
+    pytest.skip("chromium is not installed here (apt-get install -y chromium; .ci/run installs it)")
+
+
+def dump_dom(page: Path, profile: Path) -> str:
+    command = [
+        chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        "--virtual-time-budget=10000",
+        "--dump-dom",
+        page.as_uri(),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_report_renders_tables_and_plots_in_chromium(pytester: pytest.Pytester) -> None:
+    db = install_brightness_tagger(pytester)
+    result = pytester.runpytest_subprocess(
+        "--tagger", "bright,control", "--showdown-db", str(db),
+        "--showdown-report", "report.html", "--showdown-csv", "posts.csv",
+    )  # fmt: skip
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["written: posts.csv", "written: report.html"])
+    report = pytester.path / "report.html"
+    checked = pytester.path / "checked.html"
+    checked.write_text(report.read_text(encoding="utf-8").replace("</body>", CHECK_IMAGES + "</body>"))
+
+    dom = dump_dom(checked, pytester.path / "chromium-profile")
+
+    body = re.search(r'<body data-images="(\d+)" data-decoded="(\d+)"', dom)
+    assert body is not None, dom[:2000]
+    # 5 plots, and a thumbnail for each tagger's 5 worst posts.
+    assert body.groups() == ("15", "15")
+    summary = dom[dom.index('<table class="summary">') :]
+    summary = summary[: summary.index("</table>")]
+    assert re.findall(r"<tr><td>([^<]*)</td>", summary) == ["control", "bright"]
+    assert "<td>1.000</td>" in summary
+    by_rating = dom[dom.index('<table class="by-rating">') :]
+    assert len(re.findall(r"<tr><td>bright</td>", by_rating[: by_rating.index("</table>")])) == 4
+    assert "&gt;_&lt;" in dom  # the post's meta tag, escaped, shown as missed
+    with (pytester.path / "posts.csv").open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 16
+    assert {r["tagger"] for r in rows} == {"bright", "control"}

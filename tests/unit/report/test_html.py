@@ -1,0 +1,141 @@
+"""The HTML report: self-contained, every name escaped, the plots and thumbnails embedded and valid."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pytest_tagger_showdown.analysis import RunAnalysis, analyse_run, write_outputs
+from pytest_tagger_showdown.compare import gate_against
+from pytest_tagger_showdown.dataset.post import Post
+from pytest_tagger_showdown.prediction import Prediction
+from pytest_tagger_showdown.probabilities import ProbabilityCollector, RowEncoder
+from pytest_tagger_showdown.report.html import render_report
+from pytest_tagger_showdown.results import PostResult
+from pytest_tagger_showdown.runner import truth_tags
+from pytest_tagger_showdown.scoring import score_prediction
+from pytest_tagger_showdown.tags import TagCategory
+from tests.modelmaker import solid_png
+
+G = TagCategory.GENERAL
+EVIL_TAG = "<script>alert(1)</script>"
+NAMES = ("general", "sensitive", "questionable", "explicit", ">_<", EVIL_TAG, "cat")
+MODEL = type(
+    "Model", (), {"vocabulary": type("V", (), {"names": NAMES, "categories": (9, 9, 9, 9, 0, 0, 0)})}
+)
+
+
+def posts() -> list[Post]:
+    tag_sets = [{">_<": G, "cat": G}, {"cat": G}, {EVIL_TAG: G}, {">_<": G}]
+    return [
+        Post(id=10 + i, md5="x", rating="gsqe"[i], file_ext="png", tags=tags)
+        for i, tags in enumerate(tag_sets)
+    ]
+
+
+def analysis() -> RunAnalysis:
+    """Two taggers: one with probabilities (named to need escaping), the control without."""
+    encoder, collector = RowEncoder(), ProbabilityCollector()
+    results: list[PostResult] = []
+    rng = np.random.default_rng(0)
+    for post in posts():
+        for tagger, row in (("<b>model</b>", rng.random(len(NAMES)).astype(np.float32)), ("control", None)):
+            tags = dict.fromkeys(post.tags, 1.0) if row is None else {">_<": 0.9, "cat": 0.6}
+            prediction = Prediction(tags=tags, rating=post.rating if row is None else "g", probabilities=row)
+            result = PostResult(
+                tagger=tagger, post_id=post.id, rating=post.rating,
+                score=score_prediction(post, prediction), predicted=tuple(sorted(tags)),
+                predicted_rating=prediction.rating, truth=truth_tags(post, set(TagCategory)),
+                preprocess_s=0.01, inference_s=0.02, probabilities=row,
+            )  # fmt: skip
+            results.append(result)
+            message = encoder.encode(MODEL, result)
+            if message is not None:
+                collector.add(message)
+    return analyse_run(
+        results, collector, posts(), dataset="data.db", categories=[c.value for c in TagCategory]
+    )
+
+
+@pytest.fixture(scope="module")
+def page() -> str:
+    run = analysis()
+    gate = gate_against(run.document, run.document, label="run <0001>", margin=0.02)
+    images = {p.id: solid_png((200, 40 * i, 40)) for i, p in enumerate(posts())}
+    return render_report(
+        run, images=images.__getitem__, comparison=(gate.comparison, gate.margin, gate.label)
+    )
+
+
+def test_every_name_is_escaped(page: str) -> None:
+    assert "<script" not in page.lower()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "&gt;_&lt;" in page
+    assert ">_<" not in page
+    assert "&lt;b&gt;model&lt;/b&gt;" in page
+    assert "<b>model" not in page
+    assert "run &lt;0001&gt;" in page
+
+
+def test_the_page_is_self_contained(page: str) -> None:
+    assert "http://" not in page
+    assert "https://" not in page
+    sources = re.findall(r'<img src="([^"]*)"', page)
+    assert sources
+    assert all(s.startswith("data:image/") for s in sources)
+    assert not re.search(r"<(link|script|iframe)\b", page)
+
+
+def test_plots_and_thumbnails_are_valid_images(page: str) -> None:
+    sources = re.findall(r'<img src="data:image/(png|jpeg);base64,([^"]+)"', page)
+    kinds = [kind for kind, _ in sources]
+    assert kinds.count("png") == 5  # histogram, cut at 0, error rates, per rating, precision-recall
+    assert kinds.count("jpeg") == 8  # a thumbnail per worst post of each tagger (4 posts, 2 taggers)
+    assert len({data for kind, data in sources if kind == "jpeg"}) == 4
+    for _, data in sources:
+        with Image.open(io.BytesIO(base64.b64decode(data))) as image:
+            image.load()
+            assert image.width > 50
+
+
+def test_tables_carry_the_numbers(page: str) -> None:
+    summary = page[page.index('<table class="summary">') :]
+    summary = summary[: summary.index("</table>")]
+    rows = re.findall(r"<tr><td>(.*?)</td>", summary)
+    assert rows == ["control", "&lt;b&gt;model&lt;/b&gt;"]
+    assert "<td>1.000</td>" in summary  # the control's average score
+    metrics = page[page.index('<table class="metrics">') :]
+    assert "kept tags" in metrics
+    assert "probabilities" in metrics
+    by_rating = page[page.index('<table class="by-rating">') :]
+    assert by_rating.index("general") < by_rating.index("sensitive") < by_rating.index("explicit")
+
+
+def test_outputs_written_together(tmp_path: Path) -> None:
+    run = analysis()
+    written = write_outputs(
+        run,
+        json_path=tmp_path / "out.json",
+        csv_path=tmp_path / "out.csv",
+        report_path=tmp_path / "out.html",
+    )
+    assert [p.name for p in written] == ["out.json", "out.probabilities.npz", "out.csv", "out.html"]
+    with (tmp_path / "out.csv").open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 8
+    first = rows[0]
+    assert (first["tagger"], first["post_id"], first["truth"]) == ("<b>model</b>", "10", ">_< cat rating:g")
+    assert float(first["score"]) == 1.0  # >_< and cat and the rating g: all right
+    # Post 11 (sensitive, only cat): >_< is wrong, cat right, the rating g wrong: (1 - 2) / 2.
+    assert (rows[1]["post_id"], float(rows[1]["score"])) == ("11", -0.5)
+    assert float(first["distance_score"]) == pytest.approx(run.distance_scores["<b>model</b>", 10])
+    control = [r for r in rows if r["tagger"] == "control"]
+    assert {r["score"] for r in control} == {"1.0"}
+    assert {r["distance_score"] for r in control} == {"1.0"}

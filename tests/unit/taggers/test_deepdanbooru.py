@@ -1,0 +1,185 @@
+"""DeepDanbooru project folders: a small Keras model saved in DeepDanbooru's layout, loaded for real.
+
+Keras (and TensorFlow under it) takes seconds to import, so one model is built once per session and
+every test shares it; the tests that need no model run without importing Keras at all.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pytest_tagger_showdown import Post, TagCategory, TaggerLoadError, default_registry
+from pytest_tagger_showdown.runner import TaggerPool
+from pytest_tagger_showdown.scoring import score_prediction
+from pytest_tagger_showdown.taggers import load_tagger, unavailable_reason
+from pytest_tagger_showdown.taggers.deepdanbooru import DeepDanbooruTagger, find_model, project_vocabulary
+from tests.datasets import png_bytes
+
+RED = png_bytes(colour=(200, 30, 30))
+BLUE = png_bytes(colour=(30, 30, 200))
+GENERAL = ["simple_background", "red_background", "blue_background", "1girl"]
+CHARACTERS = ["hatsune_miku"]
+RATINGS = ["rating:safe", "rating:questionable", "rating:explicit"]
+TAGS = [*GENERAL, *CHARACTERS, *RATINGS]
+#: Fixed logits per tag; red/blue_background also get +-10 x (mean red - mean blue) of the input.
+BIASES = {
+    "simple_background": 3.0,
+    "1girl": -3.0,
+    "hatsune_miku": 0.4,
+    "rating:safe": 2.0,
+    "rating:explicit": -2.0,
+}
+SIZE = 64
+
+# Keras 3.15's TensorFlow backend still calls np.array(tensor) the NumPy 1 way; not ours to fix.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:__array__ implementation doesn't accept a copy:DeprecationWarning"
+)
+
+
+def _write_project(folder: Path) -> Path:
+    """A project in DeepDanbooru's layout: model-resnet_custom_v4.h5, tags*.txt, project.json."""
+    keras = pytest.importorskip("keras")
+    folder.mkdir(parents=True, exist_ok=True)
+    # DeepDanbooru's head (conv_gap + sigmoid): a 1x1 convolution to one channel per tag, global
+    # average pooling, a float32 sigmoid; here straight on the pixels instead of after a ResNet.
+    inputs = keras.Input((SIZE, SIZE, 3))
+    logits = keras.layers.Conv2D(len(TAGS), 1)(inputs)
+    pooled = keras.layers.GlobalAveragePooling2D()(logits)
+    outputs = keras.layers.Activation("sigmoid", dtype="float32")(pooled)
+    model = keras.Model(inputs, outputs)
+    kernel = np.zeros((3, len(TAGS)), dtype=np.float32)
+    red, blue = 0, 2  # DeepDanbooru feeds RGB
+    kernel[red, TAGS.index("red_background")], kernel[blue, TAGS.index("red_background")] = 10, -10
+    kernel[blue, TAGS.index("blue_background")], kernel[red, TAGS.index("blue_background")] = 10, -10
+    bias = np.array([BIASES.get(tag, -2.0) for tag in TAGS], dtype=np.float32)
+    model.layers[1].set_weights([kernel.reshape(1, 1, 3, len(TAGS)), bias])
+    model.save(folder / "model-resnet_custom_v4.h5")
+    (folder / "tags.txt").write_text("\n".join(TAGS) + "\n")
+    (folder / "tags-general.txt").write_text("\n".join(GENERAL) + "\n")
+    (folder / "tags-character.txt").write_text("\n".join(CHARACTERS) + "\n")
+    project = {
+        "image_width": SIZE,
+        "image_height": SIZE,
+        "model": "resnet_custom_v4",
+        "minimum_tag_count": 20,
+    }
+    (folder / "project.json").write_text(json.dumps(project, indent=4))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _write_project(tmp_path_factory.mktemp("deepdanbooru") / "project")
+
+
+@pytest.fixture(scope="session")
+def dd_tagger(project: Path) -> DeepDanbooruTagger:
+    """(Not named ``tagger``: the plugin parametrizes tests that use a fixture of that name.)"""
+    loaded = load_tagger(default_registry().resolve(f"deepdanbooru:{project}"))
+    assert isinstance(loaded, DeepDanbooruTagger)
+    return loaded
+
+
+def _post(rating: str) -> Post:
+    tags = {"simple_background": TagCategory.GENERAL, "red_background": TagCategory.GENERAL}
+    return Post(id=3, md5="0" * 32, rating=rating, file_ext="png", tags=tags)
+
+
+def test_tags_an_image_with_the_size_read_from_the_model(dd_tagger: DeepDanbooruTagger) -> None:
+    assert dd_tagger.size == SIZE
+    assert {path.name for path in dd_tagger.model_files} == {
+        "model-resnet_custom_v4.h5",
+        "tags.txt",
+        "tags-character.txt",
+    }
+    red, blue = dd_tagger.infer([dd_tagger.prepare(_post("g"), RED), dd_tagger.prepare(_post("g"), BLUE)])
+    # The default cut-off is hydrus-dd's 0.5 for every category: the 0.6 character is kept.
+    assert set(red.tags) == {"simple_background", "red_background", "hatsune_miku"}
+    assert set(blue.tags) == {"simple_background", "blue_background", "hatsune_miku"}
+    assert red.rating == "safe"
+    assert set(red.rating_confidences) == {"safe", "q", "e"}
+    assert red.probabilities is not None
+    assert red.probabilities.shape == (len(TAGS),)
+
+
+def test_a_predicted_safe_scores_correct_on_general_and_sensitive(dd_tagger: DeepDanbooruTagger) -> None:
+    (prediction,) = dd_tagger.infer([dd_tagger.prepare(_post("g"), RED)])
+    results = {rating: score_prediction(_post(rating), prediction) for rating in "gsqe"}
+    assert {rating: score.rating_correct for rating, score in results.items()} == {
+        "g": True,
+        "s": True,
+        "q": False,
+        "e": False,
+    }
+    # Truth: two tags + the rating. g: 3 correct, 1 incorrect (the character).
+    assert results["g"].score == pytest.approx((3 - 1) / 3)
+    assert results["q"].score == pytest.approx((2 - 2) / 3)
+
+
+def test_character_threshold_comes_from_tags_character_txt(project: Path) -> None:
+    pool = TaggerPool(default_registry(), thresholds=[(None, {"character": "0.7"})])
+    tagger = pool.get(f"deepdanbooru:{project}")
+    (prediction,) = tagger.infer([tagger.prepare(_post("g"), RED)])
+    assert set(prediction.tags) == {"simple_background", "red_background"}
+
+
+def test_the_model_file_can_be_named_directly_and_mismatched_tags_fail(project: Path, tmp_path: Path) -> None:
+    direct = load_tagger(default_registry().resolve(f"deepdanbooru:{project / 'model-resnet_custom_v4.h5'}"))
+    assert isinstance(direct, DeepDanbooruTagger)
+    copy = shutil.copytree(project, tmp_path / "copy")
+    (copy / "tags.txt").write_text("\n".join([*TAGS, "extra_tag"]) + "\n")
+    with pytest.raises(TaggerLoadError, match=r"tags\.txt lists 9 tags but the model has 8 outputs"):
+        load_tagger(default_registry().resolve(f"deepdanbooru:{copy}"))
+
+
+# -- without Keras ----------------------------------------------------------------------------------
+
+
+def test_vocabulary_maps_ratings_and_characters_onto_wd14_categories(tmp_path: Path) -> None:
+    (tmp_path / "tags.txt").write_text("1girl\nhatsune_miku\nrating:safe\nrating:explicit\n\n")
+    (tmp_path / "tags-character.txt").write_text("hatsune_miku\n")
+    vocabulary = project_vocabulary(tmp_path)
+    assert vocabulary.names == ("1girl", "hatsune_miku", "rating:safe", "rating:explicit")
+    assert vocabulary.categories == (0, 4, 9, 9)
+
+
+def test_finding_the_model_file(tmp_path: Path) -> None:
+    with pytest.raises(TaggerLoadError, match="does not exist"):
+        find_model(tmp_path / "missing")
+    with pytest.raises(
+        TaggerLoadError, match=r"expected one model-\*\.h5 or model-\*\.keras \(found: none\)"
+    ):
+        find_model(tmp_path)
+    (tmp_path / "model-resnet_custom_v3.h5").touch()
+    (tmp_path / "model-resnet_custom_v4.keras").touch()
+    with pytest.raises(
+        TaggerLoadError, match=r"found: model-resnet_custom_v3\.h5, model-resnet_custom_v4\.keras"
+    ):
+        find_model(tmp_path)
+    (tmp_path / "project.json").write_text('{"model": "resnet_custom_v4"}')
+    assert find_model(tmp_path).name == "model-resnet_custom_v4.keras"
+
+
+def test_unavailable_until_the_project_is_complete(tmp_path: Path) -> None:
+    spec = default_registry().resolve(f"deepdanbooru:{tmp_path}")
+    assert spec.preprocessing.size is None
+    assert (spec.thresholds.general, spec.thresholds.character) == (0.5, 0.5)
+    assert "expected one model-*.h5" in (unavailable_reason(spec) or "")
+    (tmp_path / "model-x.h5").touch()
+    assert "tags.txt does not exist" in (unavailable_reason(spec) or "")
+    (tmp_path / "tags.txt").write_text("1girl\n")
+    assert unavailable_reason(spec) is None
+
+
+def test_an_unreadable_model_file_is_a_load_error(tmp_path: Path) -> None:
+    pytest.importorskip("keras")
+    (tmp_path / "model-broken.h5").write_bytes(b"not hdf5")
+    (tmp_path / "tags.txt").write_text("1girl\n")
+    with pytest.raises(TaggerLoadError, match=r"cannot load .*model-broken\.h5"):
+        load_tagger(default_registry().resolve(f"deepdanbooru:{tmp_path}"))

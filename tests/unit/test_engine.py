@@ -1,0 +1,364 @@
+"""The engine: same results as the plain runner, batches, prefetching, caches, failures, bounded memory."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from fixtures.onnx_model import Dense, build_wd14_onnx, write_selected_tags
+from pytest_tagger_showdown import Dataset, Post, Prediction, TaggerSpec
+from pytest_tagger_showdown.cache import ShowdownCache
+from pytest_tagger_showdown.engine import Engine, LazyTagger, auto_batch_size
+from pytest_tagger_showdown.results import PostResult
+from pytest_tagger_showdown.runner import TaggerPool, run_post
+from pytest_tagger_showdown.taggers import preprocess
+from pytest_tagger_showdown.taggers.control import ControlTagger
+from pytest_tagger_showdown.taggers.registry import TaggerRegistry
+from pytest_tagger_showdown.taggers.spec import Thresholds
+from tests.datasets import G, PostSpec, make_dataset, png_bytes
+
+GENERAL = ("simple_background", "red_background", "blue_background", "solo", "1girl", "smile")
+CHARACTERS = ("hatsune_miku", "someone_else")
+TINY = "tiny"
+
+
+def write_tiny_tagger(folder: Path, seed: int = 0, *, fixed_batch: int | None = None) -> Path:
+    """A real WD14-format model (pools 448x448 to 8x8, one dense layer): fast, and its predictions
+    vary with the image, so a wrong image-to-result pairing changes scores."""
+    folder.mkdir(parents=True, exist_ok=True)
+    names = write_selected_tags(folder / "selected_tags.csv", GENERAL, CHARACTERS)
+    rng = np.random.default_rng(seed)
+    weight = rng.normal(0, 0.6, (3 * 8 * 8, len(names))).astype(np.float32)
+    bias = rng.normal(-0.5, 1.0, len(names)).astype(np.float32)
+    build_wd14_onnx(folder / "model.onnx", [Dense(weight, bias)], pool=56, fixed_batch=fixed_batch)
+    return folder
+
+
+def varied_dataset(path: Path, count: int = 10, *, corrupt: int | None = None) -> Path:
+    """Posts with images of different colours and shapes; ``corrupt`` names a post with garbage bytes."""
+    specs = []
+    for i in range(count):
+        colour = ((37 * i) % 256, (91 * i + 40) % 256, (53 * i + 200) % 256)
+        image = b"not an image" if 100 + i == corrupt else png_bytes((40 + 7 * i, 30 + 11 * (i % 4)), colour)
+        tags = {"simple_background": G, "solo": G} if i % 2 else {"red_background": G, "smile": G}
+        specs.append(PostSpec(id=100 + i, rating="gsqe"[i % 4], tags=tags, image=image))
+    return make_dataset(path, specs)
+
+
+def registry_with(folder: Path) -> TaggerRegistry:
+    registry = TaggerRegistry()
+    registry.register(TaggerSpec(name=TINY, backend="onnx", source=str(folder)))
+    registry.register(TaggerSpec(name="control", backend="control"))
+    return registry
+
+
+class CountingPool(TaggerPool):
+    """Counts model loads, to show that a warm run never loads the model."""
+
+    def __init__(self, registry: TaggerRegistry, thresholds: Sequence[Any] = ()) -> None:
+        super().__init__(registry, thresholds=thresholds)
+        self.loads: list[str] = []
+
+    def get(self, name: str) -> Any:
+        self.loads.append(name)
+        return super().get(name)
+
+
+@pytest.fixture
+def model(tmp_path: Path) -> Path:
+    return write_tiny_tagger(tmp_path / "model")
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return varied_dataset(tmp_path / "data.db")
+
+
+@pytest.fixture
+def posts(db: Path) -> list[Post]:
+    with Dataset(db) as dataset:
+        return dataset.posts()
+
+
+@pytest.fixture
+def decodes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Every image decode the WD14 tagger does (from any thread), as the thread id that did it."""
+    seen: list[int] = []
+    original = preprocess.decode_image
+
+    def counting(data: bytes) -> Any:
+        seen.append(threading.get_ident())
+        return original(data)
+
+    monkeypatch.setattr("pytest_tagger_showdown.taggers.wd14.decode_image", counting)
+    return seen
+
+
+@pytest.fixture
+def make_engine(model: Path, db: Path, tmp_path: Path) -> Iterator[Callable[..., Engine]]:
+    engines: list[Engine] = []
+
+    def make(*, cache: bool = True, pool: TaggerPool | None = None, **kwargs: Any) -> Engine:
+        engine = Engine(
+            pool or CountingPool(registry_with(model)),
+            db,
+            cache=ShowdownCache(tmp_path / "cache") if cache else None,
+            **kwargs,
+        )
+        engines.append(engine)
+        return engine
+
+    yield make
+    for engine in engines:
+        engine.close()
+
+
+def run_all(engine: Engine, posts: Sequence[Post], name: str = TINY) -> list[PostResult]:
+    engine.plan((name, post) for post in posts)
+    tagger = engine.tagger(name)
+    return [engine.run(post, tagger) for post in posts]
+
+
+def plain_results(model: Path, db: Path, posts: Sequence[Post]) -> list[PostResult]:
+    tagger = TaggerPool(registry_with(model)).get(TINY)
+    with Dataset(db) as dataset:
+        return [run_post(tagger, post, dataset) for post in posts]
+
+
+def same_scores(left: Sequence[PostResult], right: Sequence[PostResult]) -> None:
+    assert [(r.post_id, r.score, r.predicted, r.predicted_rating) for r in left] == [
+        (r.post_id, r.score, r.predicted, r.predicted_rating) for r in right
+    ]
+    for a, b in zip(left, right, strict=True):
+        assert a.probabilities is not None
+        assert b.probabilities is not None
+        np.testing.assert_array_equal(a.probabilities, b.probabilities)
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 16])
+def test_results_equal_the_plain_runner(
+    make_engine: Callable[..., Engine], model: Path, db: Path, posts: list[Post], batch_size: int
+) -> None:
+    expected = plain_results(model, db, posts)
+    assert len({r.predicted for r in expected}) > 2, "the tiny model should tell the images apart"
+    results = run_all(make_engine(cache=False, batch_size=batch_size), posts)
+    same_scores(results, expected)
+    assert not any(r.cached for r in results)
+
+
+def test_a_batch_runs_once_and_each_post_gets_its_share(
+    make_engine: Callable[..., Engine], posts: list[Post]
+) -> None:
+    engine = make_engine(cache=False, batch_size=4)
+    measured: list[int] = []
+
+    def measure(infer: Callable[[], list[Prediction]]) -> list[Prediction]:
+        predictions = infer()
+        measured.append(len(predictions))
+        return predictions
+
+    engine.plan((TINY, post) for post in posts)
+    tagger = engine.tagger(TINY)
+    results = [engine.run(post, tagger, measure=measure) for post in posts]
+    # 10 posts in batches of 4: the items that run a batch measure 4, 4 and 2 predictions; the others
+    # are measured serving their one share.
+    assert measured == [4, 1, 1, 1, 4, 1, 1, 1, 2, 1]
+    shares = [r.inference_s for r in results]
+    assert shares[0] == shares[1] == shares[2] == shares[3]
+    assert shares[8] == shares[9]
+
+
+def test_prefetching_decodes_in_background_threads_within_the_window(
+    make_engine: Callable[..., Engine], posts: list[Post], decodes: list[int]
+) -> None:
+    engine = make_engine(cache=False, workers=2, window=3)
+    engine.plan((TINY, post) for post in posts)
+    deadline = time.monotonic() + 10
+    while len(decodes) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)
+    assert len(decodes) == 3, "no more than the window is prepared ahead"
+    tagger = engine.tagger(TINY)
+    engine.run(posts[0], tagger)
+    assert threading.get_ident() not in decodes, "decoding happens off the calling thread"
+    for post in posts[1:]:
+        engine.run(post, tagger)
+    assert len(decodes) == len(posts), "each image is decoded exactly once"
+
+
+def test_skipped_and_unplanned_requests_still_get_their_own_results(
+    make_engine: Callable[..., Engine], model: Path, db: Path, posts: list[Post]
+) -> None:
+    expected = {r.post_id: r for r in plain_results(model, db, posts)}
+    engine = make_engine(cache=False, window=2, batch_size=2)
+    engine.plan((TINY, post) for post in posts[:6])
+    tagger = engine.tagger(TINY)
+    # Items 0, 2 and 3 are skipped; 9 was never planned; 1 is asked for twice.
+    order = [posts[1], posts[4], posts[9], posts[5], posts[1]]
+    results = [engine.run(post, tagger) for post in order]
+    same_scores(results, [expected[post.id] for post in order])
+
+
+def test_a_corrupt_image_fails_only_its_own_post_and_is_not_cached(
+    tmp_path: Path, make_engine: Callable[..., Engine], model: Path
+) -> None:
+    db = varied_dataset(tmp_path / "corrupt.db", 6, corrupt=103)
+    with Dataset(db) as dataset:
+        posts = dataset.posts()
+    for attempt in range(2):
+        engine = Engine(CountingPool(registry_with(model)), db, cache=ShowdownCache(tmp_path / "cache"))
+        try:
+            results = run_all(engine, posts)
+        finally:
+            engine.close()
+        errors = {r.post_id: r.error for r in results if r.error}
+        assert list(errors) == [103]
+        assert errors[103] is not None
+        assert errors[103].startswith("post103-e: cannot decode the image (12 bytes)")
+        assert [r.cached for r in results if not r.error] == [attempt == 1] * 5
+
+
+def test_a_warm_run_is_served_from_the_cache_without_loading_the_model(
+    make_engine: Callable[..., Engine], model: Path, posts: list[Post], decodes: list[int]
+) -> None:
+    cold = run_all(make_engine(), posts)
+    assert len(decodes) == len(posts)
+    pool = CountingPool(registry_with(model))
+    warm = run_all(make_engine(pool=pool), posts)
+    assert pool.loads == []
+    assert len(decodes) == len(posts), "nothing decoded again"
+    same_scores(warm, cold)
+    assert all(r.cached for r in warm)
+    assert not any(r.cached for r in cold)
+    # The times reported are those measured when the predictions were computed.
+    assert [(r.preprocess_s, r.inference_s) for r in warm] == [(r.preprocess_s, r.inference_s) for r in cold]
+    # Metrics can read the tag list without the model, too.
+    tagger = make_engine(pool=pool).tagger(TINY)
+    assert tuple(tagger.vocabulary.names[4:6]) == GENERAL[:2]
+    assert pool.loads == []
+
+
+def test_a_changed_threshold_recomputes_from_cached_inputs(
+    make_engine: Callable[..., Engine], model: Path, db: Path, posts: list[Post], decodes: list[int]
+) -> None:
+    lenient = run_all(make_engine(), posts)
+    thresholds = [(None, {"all": "0.6"})]
+    strict = CountingPool(registry_with(model), thresholds=thresholds)
+    results = run_all(make_engine(pool=strict), posts)
+    assert not any(r.cached for r in results)
+    assert strict.loads == [TINY]
+    assert len(decodes) == len(posts), "the prepared inputs came from the cache"
+    tagger = TaggerPool(registry_with(model), thresholds=thresholds).get(TINY)
+    with Dataset(db) as dataset:
+        same_scores(results, [run_post(tagger, post, dataset) for post in posts])
+    assert sum(map(len, (r.predicted for r in results))) < sum(map(len, (r.predicted for r in lenient)))
+
+
+def test_a_changed_model_file_recomputes(
+    make_engine: Callable[..., Engine], model: Path, posts: list[Post], db: Path
+) -> None:
+    first = run_all(make_engine(), posts)
+    write_tiny_tagger(model, seed=1)
+    second = run_all(make_engine(), posts)
+    assert not any(r.cached for r in second)
+    same_scores(second, plain_results(model, db, posts))
+    assert [r.predicted for r in first] != [r.predicted for r in second]
+
+
+def test_a_changed_image_recomputes(make_engine: Callable[..., Engine], db: Path, posts: list[Post]) -> None:
+    run_all(make_engine(), posts)
+    with Dataset(db, writable=True) as dataset:
+        dataset.put_image(posts[2].id, png_bytes((90, 20), (1, 2, 3)))
+    results = run_all(make_engine(), posts)
+    assert [r.cached for r in results] == [True, True, False, *[True] * (len(posts) - 3)]
+
+
+def test_a_tagger_without_model_files_is_never_cached(
+    make_engine: Callable[..., Engine], posts: list[Post]
+) -> None:
+    for _ in range(2):
+        results = run_all(make_engine(), posts, name="control")
+        assert {r.score.score for r in results if r.score} == {1.0}
+        assert not any(r.cached for r in results)
+
+
+def test_a_tagger_that_cannot_load_fails_each_post_with_the_reason(
+    tmp_path: Path, db: Path, posts: list[Post]
+) -> None:
+    registry = TaggerRegistry()
+    registry.register(TaggerSpec(name="missing", backend="onnx", source=str(tmp_path / "nowhere")))
+    engine = Engine(TaggerPool(registry), db, cache=ShowdownCache(tmp_path / "cache"))
+    try:
+        results = run_all(engine, posts[:3], name="missing")
+    finally:
+        engine.close()
+    assert all(r.error and "model.onnx does not exist" in r.error for r in results)
+    assert results[0].error is not None
+    assert results[0].error.startswith("post100-g: tagger missing:")
+
+
+def test_a_tagger_the_test_built_itself_runs_plainly(
+    make_engine: Callable[..., Engine], posts: list[Post]
+) -> None:
+    engine = make_engine()
+    own = ControlTagger(TaggerSpec(name="mine", backend="control", thresholds=Thresholds()))
+    result = engine.run(posts[0], own)
+    assert result.tagger == "mine"
+    assert result.score is not None
+    assert result.score.score == 1.0
+
+
+def test_the_lazy_tagger_loads_on_first_attribute_use(make_engine: Callable[..., Engine]) -> None:
+    pool = CountingPool(registry_with(Path("unused")))
+    lazy = make_engine(pool=pool).tagger("control")
+    assert isinstance(lazy, LazyTagger)
+    assert lazy.spec.name == "control"
+    assert pool.loads == []
+    assert isinstance(lazy.load(), ControlTagger)
+    assert pool.loads == ["control"]
+
+
+class _Fake:
+    def __init__(self, providers: tuple[str, ...] | None, fixed_batch: int | None) -> None:
+        self.spec = TaggerSpec(name="fake", backend="fake")
+        if providers is not None:
+            self.providers = providers
+        self.fixed_batch = fixed_batch
+
+    def prepare(self, post: Post, image: bytes) -> object:
+        return image
+
+    def infer(self, batch: Sequence[object]) -> list[Prediction]:
+        return []
+
+
+@pytest.mark.parametrize(
+    ("providers", "fixed_batch", "expected"),
+    [
+        (("CPUExecutionProvider",), None, 1),
+        (("CUDAExecutionProvider", "CPUExecutionProvider"), None, 32),
+        (("CUDAExecutionProvider", "CPUExecutionProvider"), 1, 1),
+        (("CUDAExecutionProvider",), 8, 8),
+        (None, None, 1),
+    ],
+)
+def test_auto_batch_size(providers: tuple[str, ...] | None, fixed_batch: int | None, expected: int) -> None:
+    assert auto_batch_size(_Fake(providers, fixed_batch)) == expected
+
+
+def test_a_fixed_batch_model_runs_any_batch_size(
+    tmp_path: Path, db: Path, posts: list[Post], model: Path
+) -> None:
+    fixed = write_tiny_tagger(tmp_path / "fixed", fixed_batch=1)
+    engine = Engine(TaggerPool(registry_with(fixed)), db, batch_size=4)
+    try:
+        results = run_all(engine, posts)
+    finally:
+        engine.close()
+    same_scores(results, plain_results(model, db, posts))
