@@ -67,6 +67,10 @@ ACCELERATED_PROVIDERS: Final = frozenset(
 #: The automatic batch size on an accelerator (REFERENCE section 7: ViT-B@448 on an H100 through
 #: onnxruntime-gpu gains little beyond 32).
 ACCELERATED_BATCH: Final = 32
+#: After this many cached predictions in a row the engine stops working ahead: reading a cached
+#: prediction is Python work, which background threads only slow down (they contend for the GIL);
+#: the first cache miss starts them again.
+INLINE_AFTER_HITS: Final = 4
 #: How much lower the background threads' CPU priority is (a ``nice`` increment; Linux only).
 BACKGROUND_NICENESS: Final = 10
 
@@ -317,6 +321,8 @@ class Engine:
         self._next = 0
         self._window: deque[_Job] = deque()
         self._done: dict[tuple[str, int], _Done | _Failed] = {}
+        #: Cached predictions taken in a row: past INLINE_AFTER_HITS, lookups run in the calling thread.
+        self._hits = 0
         self._queue: queue.SimpleQueue[tuple[Callable[[Dataset], _Outcome], Future[_Outcome]] | None] = (
             queue.SimpleQueue()
         )
@@ -357,6 +363,8 @@ class Engine:
         return max(4, 2 * self.workers, 2 * max(batches, default=1))
 
     def _refill(self) -> None:
+        if self._hits >= INLINE_AFTER_HITS:
+            return
         limit = self._limit()
         while len(self._window) < limit and self._next < len(self._plan):
             slot, post = self._plan[self._next]
@@ -518,6 +526,8 @@ class Engine:
             return run_post(tagger, post, self._dataset(), categories, measure=measure, aliases=aliases)
         slot = self._slot(tagger.spec.name)
         outcome = self._take(slot, post)
+        self._hits = self._hits + 1 if isinstance(outcome, _Done) and outcome.cached else 0
+        self._refill()
         if isinstance(outcome, _Done) and not outcome.cached:
             # A share of a batch run by an earlier item: recorded as such (see the module docstring).
             shared = [outcome.prediction]
