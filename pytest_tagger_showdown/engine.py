@@ -7,7 +7,8 @@ input from the cache). Each pytest item then only waits for its own pair, runs i
 batch computed for it by an earlier item), scores and records. Decoding happens while the model runs
 on the previous image, PIL and onnxruntime both release the GIL, and the background threads run at a
 lower CPU priority so that on a machine without a GPU they fill the gaps of inference instead of
-slowing it down.
+slowing it down. On a run of cache hits the engine stops working ahead (reading a cached prediction
+is Python work that threads only slow down) until the next miss.
 
 Memory stays bounded whatever the dataset's size: at most ``window`` prepared inputs are held (plus
 the batch being run), and a batch's results wait only until their items ask for them.

@@ -14,6 +14,9 @@ import pytest
 def _lean_subprocess_runs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Runs under test need no hypothesis (its plugin costs seconds per start) nor pytest's cache, and
     keep their prediction cache to this test (their rootdir can be a shared parent folder)."""
+    # A suite itself run under xdist must not make the runs under test look like xdist workers
+    # (pytest-benchmark reads this variable and would save nothing).
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
     monkeypatch.setenv(
         "PYTEST_ADDOPTS",
         f"-p no:hypothesispytest -p no:cacheprovider --showdown-cache-dir={tmp_path / 'showdown-cache'}",
