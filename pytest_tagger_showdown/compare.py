@@ -211,12 +211,26 @@ def regression_failures(comparison: RunComparison, margin: float, label: str) ->
     return failures
 
 
-def format_comparison(comparison: RunComparison, margin: float) -> str:
-    """A table of changes (one row per tagger) followed by the taggers not compared."""
-    rows = [
+#: Columns of :func:`comparison_rows`, shared by the terminal and the HTML report.
+COMPARISON_HEADERS = (
+    "tagger",
+    "posts",
+    "before",
+    "after",
+    "change",
+    "95% CI",
+    "verdict",
+    "gained most",
+    "lost most",
+)
+
+
+def comparison_rows(comparison: RunComparison, margin: float) -> list[tuple[str, ...]]:
+    """One row per tagger: averages, the change with its interval, the verdict and the tags that moved."""
+    return [
         (
             c.tagger,
-            c.posts,
+            str(c.posts),
             f"{c.before:.3f}",
             f"{c.after:.3f}",
             f"{c.change.mean:+.3f}",
@@ -227,17 +241,12 @@ def format_comparison(comparison: RunComparison, margin: float) -> str:
         )
         for c in comparison.taggers
     ]
-    headers = (
-        "tagger",
-        "posts",
-        "before",
-        "after",
-        "change",
-        "95% CI",
-        "verdict",
-        "gained most",
-        "lost most",
-    )
+
+
+def format_comparison(comparison: RunComparison, margin: float) -> str:
+    """A table of changes (one row per tagger) followed by the taggers not compared."""
+    rows = comparison_rows(comparison, margin)
+    headers = COMPARISON_HEADERS
     lines = [tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)] if rows else []
     for title, names in (
         ("only in the first run", comparison.only_before),

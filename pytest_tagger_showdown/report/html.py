@@ -16,7 +16,7 @@ from pathlib import Path
 from statistics import fmean
 
 from ..analysis import RunAnalysis
-from ..compare import RunComparison
+from ..compare import COMPARISON_HEADERS, RunComparison, comparison_rows
 from ..errors import ShowdownError
 from ..metrics import SliceMetrics
 from ..probabilities import SOURCE_PROBABILITIES
@@ -270,31 +270,8 @@ def _worst_section(analysis: RunAnalysis, images: ImageSource | None, worst: int
 
 
 def _comparison_section(comparison: RunComparison, margin: float, label: str) -> str:
-    rows = [
-        (
-            c.tagger,
-            c.posts,
-            _number(c.before),
-            _number(c.after),
-            f"{c.change.mean:+.3f}",
-            f"[{c.change.low:+.3f}, {c.change.high:+.3f}]",
-            "DROP" if c.regressed(margin) else "ok",
-            ", ".join(f"{t.tag} ({t.change:+d})" for t in c.gained) or "-",
-            ", ".join(f"{t.tag} ({t.change:+d})" for t in c.lost) or "-",
-        )
-        for c in comparison.taggers
-    ]
-    headers = (
-        "tagger",
-        "posts",
-        "before",
-        "after",
-        "change",
-        "95% CI",
-        "verdict",
-        "gained most",
-        "lost most",
-    )
+    rows = comparison_rows(comparison, margin)
+    headers = COMPARISON_HEADERS
     return (
         f'<p class="meta">against {_e(label)}; paired bootstrap over posts, margin {margin:.3f}</p>'
         + _table(headers, rows, css="comparison")

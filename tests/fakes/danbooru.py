@@ -13,18 +13,17 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import re
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 from PIL import Image
-from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
+
+from tests.fakes.loopback import LoopbackFake
 
 #: Danbooru's largest page for posts, and for other listings.
 POST_LIMIT = 200
@@ -92,36 +91,19 @@ def first_frame_colour(seed: int) -> tuple[int, int, int]:
     return _colour(seed)
 
 
-class FakeDanbooru:
+class FakeDanbooru(LoopbackFake):
     """A Danbooru instance in a thread; ``reset()`` empties it between tests sharing one server."""
 
     def __init__(self) -> None:
-        self._server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+        super().__init__()
         self._lock = threading.Lock()
         self.reset()
 
     # -- lifecycle -------------------------------------------------------------------------------
 
-    def start(self) -> None:
-        self._server.expect_request(re.compile(".*")).respond_with_handler(self._handle)
-        self._server.start()
-
     def stop(self) -> None:
         self.release_all()
-        self._server.stop()
-
-    def __enter__(self) -> FakeDanbooru:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.port}"
+        super().stop()
 
     def reset(self) -> None:
         """Forget all posts, relations, misbehaviour and the request log."""

@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import io
 import json
-import re
 import threading
 import time
 from dataclasses import dataclass
-from types import TracebackType
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
-from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
+
+from tests.fakes.loopback import LoopbackFake
 
 ALLOWED_EXTENSIONS = {"png", "jpg", "jpeg", "gif"}
 UPLOAD_FORM = """
@@ -44,11 +43,11 @@ class Upload:
     size: int
 
 
-class FakeHydrusDD:
+class FakeHydrusDD(LoopbackFake):
     """A hydrus-dd server in a thread on 127.0.0.1."""
 
     def __init__(self) -> None:
-        self._server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+        super().__init__()
         self._lock = threading.Lock()
         self.reset()
 
@@ -60,27 +59,6 @@ class FakeHydrusDD:
             self.delay = 0.0
             self.garbage: str | None = None
             self.ambiguous_rating = False
-
-    def start(self) -> None:
-        self._server.expect_request(re.compile(".*")).respond_with_handler(self._handle)
-        self._server.start()
-
-    def stop(self) -> None:
-        if self._server.is_running():
-            self._server.stop()
-
-    def __enter__(self) -> FakeHydrusDD:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.port}"
 
     def _handle(self, request: Request) -> Response:
         if request.path != "/" or request.method != "POST":

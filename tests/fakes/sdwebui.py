@@ -15,18 +15,17 @@ import base64
 import binascii
 import io
 import json
-import re
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
-from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
+
+from tests.fakes.loopback import LoopbackFake
 
 RATING_KEYS = ("general", "sensitive", "questionable", "explicit")
 
@@ -59,11 +58,11 @@ class FakeModel:
         return {**self.ratings, **dict(sorted(kept.items(), key=lambda item: -item[1]))}
 
 
-class FakeWebui:
+class FakeWebui(LoopbackFake):
     """The webui's tagger API in a thread on 127.0.0.1."""
 
     def __init__(self) -> None:
-        self._server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+        super().__init__()
         self._lock = threading.Lock()
         self.reset()
 
@@ -75,27 +74,6 @@ class FakeWebui:
             self.interrogations: list[Interrogation] = []
             self.delay = 0.0
             self.garbage: str | None = None
-
-    def start(self) -> None:
-        self._server.expect_request(re.compile(".*")).respond_with_handler(self._handle)
-        self._server.start()
-
-    def stop(self) -> None:
-        if self._server.is_running():
-            self._server.stop()
-
-    def __enter__(self) -> FakeWebui:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.port}"
 
     def _handle(self, request: Request) -> Response:
         if self.credentials is not None:
