@@ -108,3 +108,30 @@ def test_ini_configuration(pytester: pytest.Pytester, tmp_path: Path) -> None:
         ["*8 posts from */data/posts.db*", "FAIL baseline: control: *baseline 2.000*"]
     )
     assert (pytester.path / "out" / "results.json").is_file()
+
+
+def test_demo_table_ranks_the_taggers_and_json_holds_the_same_numbers(run_showdown: RunShowdown) -> None:
+    result, document = run_showdown("--tagger", "demo-small,control,demo-large")
+    assert result.ret == 0
+    rows = table_rows(result)
+    assert list(rows) == ["control", "demo-large", "demo-small"]
+    assert float(rows["demo-large"][3]) > float(rows["demo-small"][3]) + 0.15
+    columns = {
+        "images": (1, "{}"),
+        "errors": (2, "{}"),
+        "avg_score": (3, "{:.3f}"),
+        "median_score": (4, "{:.3f}"),
+        "precision": (6, "{:.3f}"),
+        "recall": (7, "{:.3f}"),
+        "f1": (8, "{:.3f}"),
+        "rating_accuracy": (9, "{:.3f}"),
+        "incorrect_per_image": (10, "{:.2f}"),
+        "practical_per_image": (11, "{:.2f}"),
+    }
+    for tagger, cells in rows.items():
+        aggregates = document["taggers"][tagger]
+        for key, (column, form) in columns.items():
+            assert cells[column] == form.format(aggregates[key]), (tagger, key)
+        posts = [p for p in document["posts"] if p["tagger"] == tagger]
+        assert len(posts) == aggregates["images"] == 48
+        assert sum(p["score"] for p in posts) / 48 == pytest.approx(aggregates["avg_score"])
