@@ -29,19 +29,6 @@ KEY = "s3cr3t+key/with=odd&chars"
 FAST = RetryPolicy(max_time=5.0, base_delay=0.01, max_delay=0.05, read_timeout=2.0)
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeDanbooru]:
-    with FakeDanbooru() as fake:
-        yield fake
-
-
-@pytest.fixture
-def danbooru(server: FakeDanbooru) -> Iterator[FakeDanbooru]:
-    server.reset()
-    yield server
-    server.release_all()
-
-
 class Sleeps(list[float]):
     """Records the waits a client asks for instead of sleeping them."""
 

@@ -29,12 +29,6 @@ LOGIN = "alice"
 KEY = "k3y-that-must-never-leak-7f3a9"
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeDanbooru]:
-    with FakeDanbooru() as fake:
-        yield fake
-
-
 @pytest.fixture
 def danbooru(server: FakeDanbooru, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeDanbooru]:
     server.reset()

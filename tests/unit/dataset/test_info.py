@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,19 +12,6 @@ from pytest_tagger_showdown.dataset import Dataset
 from pytest_tagger_showdown.dataset.danbooru import post_from_json
 from pytest_tagger_showdown.dataset.info import dataset_info, format_info
 from tests.fakes.danbooru import FakeDanbooru
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeDanbooru]:
-    with FakeDanbooru() as fake:
-        yield fake
-
-
-@pytest.fixture
-def danbooru(server: FakeDanbooru) -> Iterator[FakeDanbooru]:
-    server.reset()
-    yield server
-    server.release_all()
 
 
 @pytest.fixture
