@@ -26,10 +26,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import struct
 import threading
-import uuid
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
@@ -40,6 +38,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from . import atomic
 from .prediction import Prediction
 
 #: Bump when what an entry means changes (scoring-relevant code, the entry format); old entries are
@@ -195,13 +194,7 @@ class ShowdownCache:
         try:
             if not self.root.is_dir():
                 self._mark_folder()
-            path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.partial")
-            try:
-                partial.write_bytes(data)
-                os.replace(partial, path)
-            finally:
-                partial.unlink(missing_ok=True)
+            atomic.write_bytes(path, data)
         except OSError:
             return
 

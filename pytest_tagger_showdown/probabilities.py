@@ -30,6 +30,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from . import atomic
 from .errors import ShowdownError
 from .metrics import SparseRows
 from .results import PostResult
@@ -344,11 +345,8 @@ def save_stores(path: Path, stores: Sequence[ProbabilityStore]) -> None:
         _pack(f"{prefix}_truth", store.truth, arrays)
         _pack(f"{prefix}_predicted", store.predicted, arrays)
     arrays["meta"] = np.asarray(json.dumps({"format": STORE_FORMAT, "taggers": meta}))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    with partial.open("wb") as handle:
+    with atomic.atomic_path(path) as partial, partial.open("wb") as handle:
         np.savez_compressed(handle, **arrays)  # type: ignore[arg-type]
-    partial.replace(path)
 
 
 def load_stores(path: Path) -> list[ProbabilityStore]:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from . import atomic
 from .scoring import ShowdownScore
 
 JSON_FORMAT_VERSION = 1
@@ -184,10 +185,7 @@ def results_document(
 
 def write_results(path: Path, document: Mapping[str, Any]) -> None:
     """Write a results document atomically (a reader never sees half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(document, indent=2, sort_keys=True), encoding="utf-8")
-    partial.replace(path)
+    atomic.write_text(path, json.dumps(document, indent=2, sort_keys=True))
 
 
 def read_results(path: Path) -> list[PostResult]:

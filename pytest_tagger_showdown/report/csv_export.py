@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
+from .. import atomic
 from ..results import PostResult
 
 COLUMNS: Final = (
@@ -40,9 +41,7 @@ def write_csv(
     distance_scores: Mapping[tuple[str, int], float] | None = None,
 ) -> None:
     """One row per (tagger, post), sorted; tag lists are space-separated (tags contain no spaces)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    with partial.open("w", newline="", encoding="utf-8") as handle:
+    with atomic.atomic_path(path) as partial, partial.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore")
         writer.writeheader()
         for result in sorted(results, key=lambda r: (r.tagger, r.post_id)):
@@ -51,4 +50,3 @@ def write_csv(
             row["predicted"] = " ".join(result.predicted)
             row["truth"] = " ".join(result.truth)
             writer.writerow(row)
-    partial.replace(path)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from statistics import fmean
 
+from .. import atomic
 from ..analysis import RunAnalysis
 from ..compare import COMPARISON_HEADERS, RunComparison, comparison_rows
 from ..errors import ShowdownError
@@ -316,10 +317,7 @@ def render_report(
 
 def write_report(path: Path, page: str) -> None:
     """Write the page atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(page, encoding="utf-8")
-    partial.replace(path)
+    atomic.write_text(path, page)
 
 
 def report_for(
