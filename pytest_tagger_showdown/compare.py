@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 from tabulate import tabulate
 
-from .tags import RATING_MATCHES, rating_tag
+from .tags import predicted_rating_tag
 
 DEFAULT_RESAMPLES: Final = 2000
 DEFAULT_MARGIN: Final = 0.02
@@ -130,8 +130,7 @@ def _tag_balance(posts: Iterable[Mapping[str, Any]]) -> Counter[str]:
         predicted = set(post.get("predicted", ()))
         rating = post.get("predicted_rating")
         if rating is not None:
-            right = post.get("rating") in RATING_MATCHES.get(rating, frozenset())
-            predicted.add(rating_tag(post["rating"] if right else rating))
+            predicted.add(predicted_rating_tag(rating, post["rating"]))
         for tag in predicted:
             balance[tag] += 1 if tag in truth else -1
     return balance

@@ -34,7 +34,7 @@ from . import atomic
 from .errors import ShowdownError
 from .metrics import SparseRows
 from .results import PostResult
-from .tags import DANBOORU_CATEGORY_IDS, RATING_MATCHES, normalize_rating, normalize_tag, rating_tag
+from .tags import DANBOORU_CATEGORY_IDS, normalize_rating, normalize_tag, predicted_rating_tag, rating_tag
 
 #: The user_properties key a probability row travels under.
 ROW_PROPERTY: Final = "tagger_showdown_probabilities"
@@ -195,8 +195,7 @@ def _predicted_keys(result: PostResult) -> list[str]:
     """Kept tags plus the rating, spelled as the truth spells it (a correct ``safe`` counts as right)."""
     keys = list(result.predicted)
     if result.predicted_rating is not None:
-        matches = RATING_MATCHES.get(result.predicted_rating, frozenset())
-        keys.append(rating_tag(result.rating if result.rating in matches else result.predicted_rating))
+        keys.append(predicted_rating_tag(result.predicted_rating, result.rating))
     return keys
 
 

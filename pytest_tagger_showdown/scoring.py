@@ -14,7 +14,7 @@ from typing import Any
 
 from .dataset.post import Post
 from .prediction import Prediction
-from .tags import RATING_MATCHES, TagCategory, normalize_rating, normalize_tag
+from .tags import TagCategory, normalize_tag, rating_is_right
 
 
 @dataclass(frozen=True)
@@ -103,8 +103,7 @@ def score_prediction(
     incorrect = len(predicted - truth)
     rating_correct: bool | None = None
     if prediction.rating is not None:
-        code = normalize_rating(prediction.rating)
-        rating_correct = code is not None and post.rating in RATING_MATCHES[code]
+        rating_correct = rating_is_right(prediction.rating, post.rating)
         if rating_correct:
             correct += 1
         else:

@@ -64,9 +64,25 @@ def normalize_rating(value: str) -> str | None:
     text = value.strip().lower()
     for prefix in ("rating:", "rating_", "rating "):
         if text.startswith(prefix):
-            text = text[len(prefix) :]
+            text = text[len(prefix) :].strip()
             break
     return _RATING_ALIASES.get(text)
+
+
+def rating_is_right(predicted: str, truth: str) -> bool:
+    """Whether a predicted rating counts as right on a post rated ``truth`` (a code: g, s, q, e).
+
+    The one place this rule lives: ``predicted`` is read with :func:`normalize_rating`, and a
+    pre-2022 ``safe`` is right on a g or an s post (:data:`RATING_MATCHES`).
+    """
+    code = normalize_rating(predicted)
+    return code is not None and truth in RATING_MATCHES[code]
+
+
+def predicted_rating_tag(predicted: str, truth: str) -> str:
+    """The pseudo-tag a predicted rating counts as: the post's own rating tag when it is right (so a
+    right ``safe`` matches ``rating:g``), else the predicted one."""
+    return rating_tag(truth if rating_is_right(predicted, truth) else predicted)
 
 
 def rating_tag(code: str) -> str:

@@ -22,7 +22,7 @@ from ..errors import ShowdownError
 from ..metrics import SliceMetrics
 from ..probabilities import SOURCE_PROBABILITIES
 from ..results import PostResult
-from ..tags import RATING_MATCHES, RATING_NAMES, RATINGS, rating_tag
+from ..tags import RATING_NAMES, RATINGS, predicted_rating_tag
 from . import plots
 
 #: Fetches a post's image bytes (``Dataset.image``); errors leave the thumbnail out.
@@ -229,8 +229,7 @@ def _post_tags(result: PostResult) -> str:
     truth = set(result.truth)
     predicted = set(result.predicted)
     if result.predicted_rating is not None:
-        right = result.rating in RATING_MATCHES.get(result.predicted_rating, frozenset())
-        predicted.add(rating_tag(result.rating if right else result.predicted_rating))
+        predicted.add(predicted_rating_tag(result.predicted_rating, result.rating))
     spans = [
         *(f'<span class="correct">{_e(t)}</span>' for t in sorted(predicted & truth)),
         *(f'<span class="wrong">{_e(t)}</span>' for t in sorted(predicted - truth)),

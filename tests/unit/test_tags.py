@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_tagger_showdown.tags import TagCategory, normalize_rating, normalize_tag, parse_categories
+from pytest_tagger_showdown.tags import (
+    TagCategory,
+    normalize_rating,
+    normalize_tag,
+    parse_categories,
+    predicted_rating_tag,
+    rating_is_right,
+)
 
 
 @pytest.mark.parametrize(
@@ -26,7 +33,9 @@ def test_normalize_tag(raw: str, expected: str) -> None:
         ("g", "g"),
         ("general", "g"),
         ("rating:general", "g"),
-        ("Rating: Sensitive".replace(": ", ":"), "s"),
+        ("Rating: Sensitive", "s"),
+        ("rating: general", "g"),
+        (" rating_ questionable ", "q"),
         ("rating_questionable", "q"),
         ("explicit", "e"),
         ("rating:safe", "safe"),
@@ -35,6 +44,23 @@ def test_normalize_tag(raw: str, expected: str) -> None:
 )
 def test_normalize_rating(raw: str, expected: str | None) -> None:
     assert normalize_rating(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("predicted", "truth", "right", "tag"),
+    [
+        ("g", "g", True, "rating:g"),
+        ("g", "s", False, "rating:g"),
+        ("safe", "g", True, "rating:g"),
+        ("safe", "s", True, "rating:s"),
+        ("safe", "q", False, "rating:safe"),
+        ("general", "g", True, "rating:g"),
+        ("e", "q", False, "rating:e"),
+    ],
+)
+def test_the_rating_rule(predicted: str, truth: str, right: bool, tag: str) -> None:
+    assert rating_is_right(predicted, truth) is right
+    assert predicted_rating_tag(predicted, truth) == tag
 
 
 def test_parse_categories() -> None:

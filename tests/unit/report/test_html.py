@@ -139,3 +139,35 @@ def test_outputs_written_together(tmp_path: Path) -> None:
     control = [r for r in rows if r["tagger"] == "control"]
     assert {r["score"] for r in control} == {"1.0"}
     assert {r["distance_score"] for r in control} == {"1.0"}
+
+
+def _tag_spans(page: str) -> dict[str, list[str]]:
+    """The worst-posts section's tag colouring: class -> tags, in page order."""
+    spans: dict[str, list[str]] = {"correct": [], "wrong": [], "missed": []}
+    for block in re.findall(r'<div class="tags">(.*?)</div>', page):
+        for css, tag in re.findall(r'<span class="(\w+)">(.*?)</span>', block):
+            spans[css].append(tag)
+    return spans
+
+
+@pytest.mark.parametrize(
+    ("predicted", "truth", "correct", "wrong", "missed"),
+    [
+        ("g", "g", ["cat", "rating:g"], [], []),
+        ("safe", "g", ["cat", "rating:g"], [], []),  # a pre-2022 safe is right on g and s
+        ("safe", "s", ["cat", "rating:s"], [], []),
+        ("safe", "q", ["cat"], ["rating:safe"], ["rating:q"]),
+        ("e", "g", ["cat"], ["rating:e"], ["rating:g"]),
+    ],
+)
+def test_the_report_colours_the_rating_by_the_rating_rule(
+    predicted: str, truth: str, correct: list[str], wrong: list[str], missed: list[str]
+) -> None:
+    post = Post(id=1, md5="x", rating=truth, file_ext="png", tags={"cat": G})
+    prediction = Prediction(tags={"cat": 0.9}, rating=predicted)
+    result = PostResult(
+        tagger="t", post_id=post.id, rating=truth, score=score_prediction(post, prediction),
+        predicted=("cat",), predicted_rating=predicted, truth=truth_tags(post, set(TagCategory)),
+    )  # fmt: skip
+    run = analyse_run([result], ProbabilityCollector(), [post], dataset="d.db", categories=["general"])
+    assert _tag_spans(render_report(run)) == {"correct": correct, "wrong": wrong, "missed": missed}
