@@ -19,7 +19,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from pytest_tagger_showdown.metrics import SliceMetrics, SparseRows, average_precision, evaluate
+from pytest_tagger_showdown.metrics import SliceMetrics, average_precision, evaluate
+from pytest_tagger_showdown.sparse import SparseRows
 
 scipy_sparse = pytest.importorskip("scipy.sparse")
 sklearn_metrics = pytest.importorskip("sklearn.metrics")

@@ -32,8 +32,8 @@ import numpy.typing as npt
 
 from . import atomic
 from .errors import ShowdownError
-from .metrics import SparseRows
 from .results import PostResult
+from .sparse import SparseRows
 from .tags import DANBOORU_CATEGORY_IDS, normalize_rating, normalize_tag, predicted_rating_tag, rating_tag
 
 #: The user_properties key a probability row travels under.

@@ -59,7 +59,7 @@ def test_unknown_tagger_in_a_mark_is_a_usage_error(pytester: pytest.Pytester) ->
         """
     )
     result = pytester.runpytest_subprocess()
-    assert result.ret != 0
+    assert result.ret == pytest.ExitCode.USAGE_ERROR == 4
     result.stdout.fnmatch_lines(["*unknown tagger 'nope'*"])
 
 

@@ -17,7 +17,6 @@ from sklearn.metrics import (
 )
 
 from pytest_tagger_showdown.metrics import (
-    SparseRows,
     average_precision,
     evaluate,
     f1_at_equal_precision_recall,
@@ -27,6 +26,7 @@ from pytest_tagger_showdown.metrics import (
     tag_counts,
     threshold_sweep,
 )
+from pytest_tagger_showdown.sparse import SparseRows
 
 Bools = npt.NDArray[np.bool_]
 Floats = npt.NDArray[np.float32]
