@@ -1,24 +1,23 @@
 """Everything a finished run yields beyond the per-post scores, computed once on the controller.
 
 Summaries, each tagger's probability store and dataset metrics, the distance-aware scores, and the
-results document that ``--showdown-json`` writes and a saved pytest-benchmark run carries. The JSON,
-the CSV, the HTML report, the compare gate and the terminal all read this one analysis.
+results document that ``--showdown-json`` writes and a saved pytest-benchmark run carries. The gates,
+the JSON, the CSV, the HTML report and the terminal all read this one analysis; writing them is
+:mod:`pytest_tagger_showdown.outputs`' job, so this module writes nothing.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from statistics import fmean
 from typing import Any
 
-from .compare import CompareGate
 from .dataset.post import Post
 from .metrics import TaggerMetrics, evaluate_store
-from .probabilities import ProbabilityCollector, ProbabilityStore, save_stores
-from .results import PostResult, TaggerSummary, results_document, summarize_all, write_results
+from .probabilities import ProbabilityCollector, ProbabilityStore
+from .results import PostResult, TaggerSummary, results_document, summarize_all
 from .tag_distance import Cooccurrence, TagSimilarity, distance_aware_score
 
 
@@ -62,7 +61,8 @@ def analyse_run(
         value = distance_aware_score(result, closeness, post_tags.get(result.post_id))
         if value is not None:
             distance[result.tagger, result.post_id] = value
-    document = results_document(results, dataset=dataset, categories=sorted(categories))
+    summaries = tuple(summarize_all(results))
+    document = results_document(results, summaries, dataset=dataset, categories=sorted(categories))
     document["created"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     for post in document["posts"]:
         post["distance_score"] = distance.get((post["tagger"], post["post_id"]))
@@ -72,7 +72,7 @@ def analyse_run(
     }
     return RunAnalysis(
         results=tuple(results),
-        summaries=tuple(summarize_all(results)),
+        summaries=summaries,
         stores=stores,
         metrics=metrics,
         distance_scores=distance,
@@ -85,38 +85,3 @@ def _averages_by_tagger(values: Mapping[tuple[str, int], float]) -> dict[str, fl
     for (tagger, _), value in values.items():
         by_tagger.setdefault(tagger, []).append(value)
     return {tagger: fmean(group) for tagger, group in by_tagger.items()}
-
-
-def probabilities_path(json_path: Path) -> Path:
-    """Where the probability store of a ``--showdown-json`` file goes: ``NAME.probabilities.npz``."""
-    return json_path.with_name(f"{json_path.stem}.probabilities.npz")
-
-
-def write_outputs(
-    analysis: RunAnalysis,
-    *,
-    json_path: Path | None = None,
-    csv_path: Path | None = None,
-    report_path: Path | None = None,
-    images: Callable[[int], bytes] | None = None,
-    gate: CompareGate | None = None,
-    subtitle: str = "",
-) -> list[Path]:
-    """Write the files asked for; returns their paths. The JSON brings its probability store along."""
-    written: list[Path] = []
-    if json_path is not None:
-        write_results(json_path, analysis.document)
-        save_stores(probabilities_path(json_path), analysis.stores)
-        written += [json_path, probabilities_path(json_path)]
-    if csv_path is not None:
-        from .report.csv_export import write_csv
-
-        write_csv(csv_path, analysis.results, analysis.distance_scores)
-        written.append(csv_path)
-    if report_path is not None:
-        from .report.html import report_for
-
-        comparison = None if gate is None else (gate.comparison, gate.margin, gate.label)
-        report_for(analysis, report_path, images=images, comparison=comparison, subtitle=subtitle)
-        written.append(report_path)
-    return written

@@ -34,7 +34,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -44,15 +44,18 @@ from .cache import CACHE_VERSION, ShowdownCache, digest, model_fingerprint, preh
 from .dataset.post import Post
 from .dataset.store import Dataset
 from .errors import ShowdownError, TaggerLoadError, TaggerRunError
+from .pool import TaggerPool
 from .prediction import Prediction
-from .results import PostResult
-from .runner import InferenceMeter, TaggerPool, run_post, truth_tags
-from .scoring import score_prediction
+from .results import PostResult, post_result
 from .taggers.base import Tagger
 from .taggers.wd14 import Vocabulary
 from .tags import TagCategory
 
 T = TypeVar("T")
+
+#: Calls the inference it is given and returns its predictions; pytest-benchmark's pedantic runner
+#: fits here, so the inference is what a saved benchmark records.
+InferenceMeter = Callable[[Callable[[], list[Prediction]]], list[Prediction]]
 
 #: onnxruntime providers that run on an accelerator, where batches pay off.
 ACCELERATED_PROVIDERS: Final = frozenset(
@@ -141,16 +144,17 @@ def _vocabulary_of(tagger: Tagger) -> Vocabulary | None:
 class _Slot:
     """One tagger of the run: its spec, its lazily loaded model, its cache identity, its batch size."""
 
-    def __init__(self, engine: Engine, name: str) -> None:
+    def __init__(self, engine: Engine, name: str, tagger: Tagger | None = None) -> None:
+        """``tagger``: one the engine did not load (a test built it itself), run uncached, alone."""
         self.engine = engine
         self.name = name
-        self.spec = engine.pool.spec(name)
+        self.spec = engine.pool.spec(name) if tagger is None else tagger.spec
         self._load_lock = threading.Lock()
         self._identity_lock = threading.Lock()
-        self._loaded: Tagger | TaggerLoadError | None = None
+        self._loaded: Tagger | TaggerLoadError | None = tagger
         self._identity: _Identity | None = None
-        self._identity_known = False
-        self._batch_size: int | None = engine.batch_size
+        self._identity_known = tagger is not None
+        self._batch_size: int | None = engine.batch_size if tagger is None else 1
 
     def tagger(self) -> Tagger:
         """The loaded tagger; loads it (once, on the engine's loader thread) on first use."""
@@ -519,14 +523,18 @@ class Engine:
         measure: InferenceMeter = _call,
         aliases: Mapping[str, str] | None = None,
     ) -> PostResult:
-        """Tag and score one post, as :func:`runner.run_post` does, through the pipeline and caches.
+        """Tag and score one post through the pipeline and caches: the one path that runs a post.
 
-        A tagger that is not this engine's (one a test built itself) runs plainly, uncached.
+        Errors of this post (bad image, failed inference) come back as a result with ``error`` set,
+        so the caller can record them and fail just this post. A tagger that is not this engine's
+        (one a test built itself) runs alone and uncached.
         """
-        if not (isinstance(tagger, LazyTagger) and tagger.engine is self):
-            return run_post(tagger, post, self._dataset(), categories, measure=measure, aliases=aliases)
-        slot = self._slot(tagger.spec.name)
-        outcome = self._take(slot, post)
+        if isinstance(tagger, LazyTagger) and tagger.engine is self:
+            slot = self._slot(tagger.spec.name)
+            outcome = self._take(slot, post)
+        else:
+            slot = _Slot(self, tagger.spec.name, tagger)
+            outcome = self._prepare(slot, post, self._dataset())
         self._hits = self._hits + 1 if isinstance(outcome, _Done) and outcome.cached else 0
         self._refill()
         if isinstance(outcome, _Done) and not outcome.cached:
@@ -562,24 +570,21 @@ class Engine:
         categories: Iterable[TagCategory],
         aliases: Mapping[str, str] | None,
     ) -> PostResult:
-        scored = frozenset(categories)
-        base = PostResult(
-            tagger=slot.name, post_id=post.id, rating=post.rating, score=None, truth=truth_tags(post, scored)
-        )
-        if isinstance(outcome, _Failed):
-            return replace(base, error=outcome.error, preprocess_s=outcome.preprocess_s)
         if isinstance(outcome, _Prepared):
             raise AssertionError("a prepared input reached scoring without inference")
-        prediction = outcome.prediction
-        return replace(
-            base,
-            score=score_prediction(post, prediction, scored, aliases),
-            predicted=tuple(sorted(prediction.tags)),
-            predicted_rating=prediction.rating,
+        if isinstance(outcome, _Failed):
+            return post_result(
+                slot.name, post, categories, None, error=outcome.error, preprocess_s=outcome.preprocess_s
+            )
+        return post_result(
+            slot.name,
+            post,
+            categories,
+            outcome.prediction,
             preprocess_s=outcome.preprocess_s,
             inference_s=outcome.inference_s,
             cached=outcome.cached,
-            probabilities=prediction.probabilities,
+            aliases=aliases,
         )
 
     def close(self) -> None:

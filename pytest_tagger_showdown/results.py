@@ -17,9 +17,14 @@ import numpy as np
 import numpy.typing as npt
 
 from . import atomic
-from .scoring import ShowdownScore
+from .dataset.post import Post
+from .prediction import Prediction
+from .scoring import ShowdownScore, score_prediction
+from .tags import TagCategory, rating_tag
 
 JSON_FORMAT_VERSION = 1
+#: The ``user_properties`` key a result travels under (to the controller under pytest-xdist, too).
+RESULT_PROPERTY = "tagger_showdown"
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,52 @@ class PostResult:
             error=data.get("error"),
             cached=bool(data.get("cached", False)),
         )
+
+
+def truth_tags(post: Post, categories: Iterable[TagCategory]) -> tuple[str, ...]:
+    """The ground truth a score is computed against: scored tags plus the rating pseudo-tag."""
+    return (*sorted(post.tags_in(categories)), rating_tag(post.rating))
+
+
+def post_result(
+    tagger: str,
+    post: Post,
+    categories: Iterable[TagCategory],
+    prediction: Prediction | None,
+    *,
+    error: str | None = None,
+    preprocess_s: float | None = None,
+    inference_s: float | None = None,
+    cached: bool = False,
+    aliases: Mapping[str, str] | None = None,
+) -> PostResult:
+    """The one place a :class:`PostResult` is built: ``prediction`` scored against ``post`` over
+    ``categories`` plus the rating, or (``prediction`` None) the post's failure, ``error``."""
+    scored = frozenset(categories)
+    truth = truth_tags(post, scored)
+    if prediction is None:
+        return PostResult(
+            tagger=tagger,
+            post_id=post.id,
+            rating=post.rating,
+            score=None,
+            truth=truth,
+            preprocess_s=preprocess_s,
+            error=error or f"{post.label}: no prediction",
+        )
+    return PostResult(
+        tagger=tagger,
+        post_id=post.id,
+        rating=post.rating,
+        score=score_prediction(post, prediction, scored, aliases),
+        predicted=tuple(sorted(prediction.tags)),
+        predicted_rating=prediction.rating,
+        truth=truth,
+        preprocess_s=preprocess_s,
+        inference_s=inference_s,
+        cached=cached,
+        probabilities=prediction.probabilities,
+    )
 
 
 @dataclass(frozen=True)
@@ -170,15 +221,20 @@ def summarize_all(results: Iterable[PostResult]) -> list[TaggerSummary]:
 
 
 def results_document(
-    results: Sequence[PostResult], *, dataset: str, categories: Sequence[str]
+    results: Sequence[PostResult],
+    summaries: Iterable[TaggerSummary],
+    *,
+    dataset: str,
+    categories: Sequence[str],
 ) -> dict[str, Any]:
-    """The ``--showdown-json`` document: aggregates per tagger and every post's result."""
+    """The ``--showdown-json`` document: the run's summaries (from :func:`summarize_all`, computed
+    once per run by the caller) and every post's result."""
     ordered = sorted(results, key=lambda r: (r.tagger, r.post_id))
     return {
         "format": JSON_FORMAT_VERSION,
         "dataset": dataset,
         "categories": list(categories),
-        "taggers": {s.tagger: s.to_dict() for s in summarize_all(ordered)},
+        "taggers": {s.tagger: s.to_dict() for s in summaries},
         "posts": [r.to_dict() for r in ordered],
     }
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from .bundled import DEMO_DB
 from .compare import DEFAULT_MARGIN
 from .gate import parse_baselines
-from .runner import ThresholdOverride
+from .pool import ThresholdOverride
 from .taggers.spec import parse_threshold_option
 from .tags import RATINGS, TagCategory, parse_categories
 

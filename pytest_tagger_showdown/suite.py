@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from .dataset.post import Post
-from .plugin import ShowdownRecorder
+from .recorder import ShowdownRecorder
 from .taggers.base import Tagger
 
 

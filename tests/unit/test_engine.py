@@ -1,4 +1,4 @@
-"""The engine: same results as the plain runner, batches, prefetching, caches, failures, bounded memory."""
+"""The engine: same results as a plain run, batches, prefetching, caches, failures, bounded memory."""
 
 from __future__ import annotations
 
@@ -15,12 +15,14 @@ from fixtures.onnx_model import Dense, build_wd14_onnx, write_selected_tags
 from pytest_tagger_showdown import Dataset, Post, Prediction, TaggerSpec
 from pytest_tagger_showdown.cache import ShowdownCache
 from pytest_tagger_showdown.engine import Engine, LazyTagger, auto_batch_size
-from pytest_tagger_showdown.results import PostResult
-from pytest_tagger_showdown.runner import TaggerPool, run_post
+from pytest_tagger_showdown.pool import TaggerPool
+from pytest_tagger_showdown.results import PostResult, post_result
 from pytest_tagger_showdown.taggers import preprocess
+from pytest_tagger_showdown.taggers.base import Tagger
 from pytest_tagger_showdown.taggers.control import ControlTagger
 from pytest_tagger_showdown.taggers.registry import TaggerRegistry
 from pytest_tagger_showdown.taggers.spec import Thresholds
+from pytest_tagger_showdown.tags import TagCategory
 from tests.datasets import G, PostSpec, make_dataset, png_bytes
 
 GENERAL = ("simple_background", "red_background", "blue_background", "solo", "1girl", "smile")
@@ -125,10 +127,19 @@ def run_all(engine: Engine, posts: Sequence[Post], name: str = TINY) -> list[Pos
     return [engine.run(post, tagger) for post in posts]
 
 
-def plain_results(model: Path, db: Path, posts: Sequence[Post]) -> list[PostResult]:
-    tagger = TaggerPool(registry_with(model)).get(TINY)
+def plain_run(tagger: Tagger, db: Path, posts: Sequence[Post]) -> list[PostResult]:
+    """The oracle: each post prepared, inferred alone and scored, no pipeline, cache or batch."""
     with Dataset(db) as dataset:
-        return [run_post(tagger, post, dataset) for post in posts]
+        return [
+            post_result(
+                TINY, post, TagCategory, tagger.infer([tagger.prepare(post, dataset.image(post.id))])[0]
+            )
+            for post in posts
+        ]
+
+
+def plain_results(model: Path, db: Path, posts: Sequence[Post]) -> list[PostResult]:
+    return plain_run(TaggerPool(registry_with(model)).get(TINY), db, posts)
 
 
 def same_scores(left: Sequence[PostResult], right: Sequence[PostResult]) -> None:
@@ -142,7 +153,7 @@ def same_scores(left: Sequence[PostResult], right: Sequence[PostResult]) -> None
 
 
 @pytest.mark.parametrize("batch_size", [1, 3, 16])
-def test_results_equal_the_plain_runner(
+def test_results_equal_a_plain_run(
     make_engine: Callable[..., Engine], model: Path, db: Path, posts: list[Post], batch_size: int
 ) -> None:
     expected = plain_results(model, db, posts)
@@ -255,8 +266,7 @@ def test_a_changed_threshold_recomputes_from_cached_inputs(
     assert strict.loads == [TINY]
     assert len(decodes) == len(posts), "the prepared inputs came from the cache"
     tagger = TaggerPool(registry_with(model), thresholds=thresholds).get(TINY)
-    with Dataset(db) as dataset:
-        same_scores(results, [run_post(tagger, post, dataset) for post in posts])
+    same_scores(results, plain_run(tagger, db, posts))
     assert sum(map(len, (r.predicted for r in results))) < sum(map(len, (r.predicted for r in lenient)))
 
 
@@ -362,3 +372,13 @@ def test_a_fixed_batch_model_runs_any_batch_size(
     finally:
         engine.close()
     same_scores(results, plain_results(model, db, posts))
+
+
+def test_a_tagger_the_engine_did_not_load_runs_alone_and_uncached(
+    make_engine: Callable[..., Engine], model: Path, db: Path, posts: list[Post]
+) -> None:
+    tagger = TaggerPool(registry_with(model)).get(TINY)
+    first = [make_engine(batch_size=4).run(post, tagger) for post in posts]
+    same_scores(first, plain_run(tagger, db, posts))
+    again = [make_engine(batch_size=4).run(post, tagger) for post in posts]  # same cache folder
+    assert not any(r.cached for r in (*first, *again))

@@ -64,7 +64,9 @@ def test_summarize_all_ranks_best_first_and_errors_only_last() -> None:
 def test_json_round_trip(tmp_path: Path) -> None:
     results = [result(1, 3, 1, 4), result(2, 1, 0, 5, tagger="u")]
     path = tmp_path / "out" / "results.json"
-    write_results(path, results_document(results, dataset="d.db", categories=["general"]))
+    write_results(
+        path, results_document(results, summarize_all(results), dataset="d.db", categories=["general"])
+    )
     assert read_results(path) == sorted(results, key=lambda r: (r.tagger, r.post_id))
 
 

@@ -9,8 +9,7 @@ import pytest
 
 from pytest_tagger_showdown.dataset.post import Post
 from pytest_tagger_showdown.prediction import Prediction
-from pytest_tagger_showdown.results import PostResult
-from pytest_tagger_showdown.runner import truth_tags
+from pytest_tagger_showdown.results import PostResult, truth_tags
 from pytest_tagger_showdown.scoring import score_prediction
 from pytest_tagger_showdown.tag_distance import Cooccurrence, RelatedTags, distance_aware_score
 from pytest_tagger_showdown.tags import TagCategory

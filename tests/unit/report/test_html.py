@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pytest_tagger_showdown.analysis import RunAnalysis, analyse_run, write_outputs
+from pytest_tagger_showdown.analysis import RunAnalysis, analyse_run
 from pytest_tagger_showdown.compare import gate_against
 from pytest_tagger_showdown.dataset.post import Post
+from pytest_tagger_showdown.outputs import write_outputs
 from pytest_tagger_showdown.prediction import Prediction
 from pytest_tagger_showdown.probabilities import ProbabilityCollector, RowEncoder
 from pytest_tagger_showdown.report.html import render_report
-from pytest_tagger_showdown.results import PostResult
-from pytest_tagger_showdown.runner import truth_tags
+from pytest_tagger_showdown.results import PostResult, truth_tags
 from pytest_tagger_showdown.scoring import score_prediction
 from pytest_tagger_showdown.tags import TagCategory
 from tests.modelmaker import solid_png

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from pytest_tagger_showdown import Post, TagCategory, TaggerLoadError, default_registry
-from pytest_tagger_showdown.runner import TaggerPool
+from pytest_tagger_showdown.pool import TaggerPool
 from pytest_tagger_showdown.scoring import score_prediction
 from pytest_tagger_showdown.taggers import load_tagger, unavailable_reason
 from pytest_tagger_showdown.taggers.deepdanbooru import DeepDanbooruTagger, find_model, project_vocabulary

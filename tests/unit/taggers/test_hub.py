@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from pytest_tagger_showdown import LoadOptions, Post, TagCategory, TaggerLoadError, default_registry
-from pytest_tagger_showdown.runner import TaggerPool
+from pytest_tagger_showdown.pool import TaggerPool
 from pytest_tagger_showdown.taggers import hub, load_tagger, unavailable_reason
 from pytest_tagger_showdown.taggers.wd14 import WD14Tagger, default_providers
 from tests.datasets import png_bytes

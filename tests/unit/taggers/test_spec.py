@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_tagger_showdown import TaggerRegistry, TaggerSpec, Thresholds, UnknownTaggerError
-from pytest_tagger_showdown.runner import TaggerPool
+from pytest_tagger_showdown.pool import TaggerPool
 from pytest_tagger_showdown.taggers.spec import parse_threshold_option
 
 

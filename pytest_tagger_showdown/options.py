@@ -1,0 +1,156 @@
+"""The plugin's command-line options and ini keys, and reading them into :class:`ShowdownSettings`.
+
+Every option has an ini key of the same name (``--showdown-db`` / ``showdown_db``); the command line
+wins. Values are only read here; :func:`settings.build_settings` validates them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .cache import DEFAULT_DIR_NAME
+from .settings import ShowdownSettings, build_settings
+
+
+def add_options(parser: pytest.Parser) -> None:
+    """Declare ``--tagger`` and the ``--showdown-*`` options with their ini keys."""
+    group = parser.getgroup("tagger-showdown", "tagger showdown (score image taggers)")
+    group.addoption(
+        "--tagger",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="tagger(s) to run: repeatable or comma-separated; 'all' = every tagger that can run "
+        "here. With no test of your own asking for a tagger, runs the built-in showdown.",
+    )
+
+    def add(name: str, help_text: str, *, kind: str = "string", ini: str = "", **kwargs: Any) -> None:
+        dest = name.removeprefix("--").replace("-", "_")
+        ini_name = ini or dest
+        group.addoption(name, dest=dest, help=f"{help_text} (ini: {ini_name})", **kwargs)
+        parser.addini(ini_name, help_text, type=kind)  # type: ignore[arg-type]
+
+    add("--showdown-db", "dataset file (default: the bundled demo dataset)", metavar="PATH")
+    add(
+        "--showdown-threshold",
+        "confidence cut-offs: 0.5, general=0.4,character=0.9, mcut=true, each optionally "
+        "after NAME: for one tagger",
+        kind="linelist",
+        action="append",
+        metavar="SPEC",
+    )
+    add("--showdown-ratings", "ratings to run, e.g. g,s (default g,s,q,e)", metavar="g,s,q,e")
+    add("--showdown-limit", "at most N posts, spread over the ratings", metavar="N")
+    add(
+        "--showdown-categories",
+        "ground-truth tag categories scored: all (default, as in the study) or general+character",
+        metavar="CATS",
+    )
+    add("--showdown-json", "write per-tagger aggregates and per-post results here", metavar="PATH")
+    add(
+        "--showdown-baseline",
+        "NAME=SCORE: fail the run when NAME's average score falls below SCORE",
+        kind="linelist",
+        ini="showdown_baselines",
+        action="append",
+        metavar="NAME=SCORE",
+    )
+    add(
+        "--showdown-providers",
+        "onnxruntime execution providers in order, e.g. CUDAExecutionProvider,CPUExecutionProvider",
+        metavar="LIST",
+    )
+    add(
+        "--sdwebui-url",
+        "stable-diffusion-webui with the tagger extension, for sdwebui:MODEL taggers (env SDWEBUI_URL; "
+        "basic auth from env SDWEBUI_AUTH=user:password)",
+        metavar="URL",
+    )
+    add("--hydrus-dd-url", "hydrus-dd server for the hydrus-dd tagger (env HYDRUS_DD_URL)", metavar="URL")
+    add(
+        "--showdown-batch-size",
+        "images per inference call: N, or auto (default: 1 on CPU, 32 on a GPU)",
+        metavar="N",
+    )
+    add(
+        "--showdown-no-cache",
+        "neither read nor write the prepared-input and prediction caches",
+        kind="bool",
+        action="store_true",
+    )
+    add(
+        "--showdown-cache-dir",
+        f"where the prepared-input and prediction caches live (default: {DEFAULT_DIR_NAME} in the rootdir)",
+        metavar="PATH",
+    )
+    add(
+        "--showdown-report",
+        "write a self-contained HTML report (table, plots, worst posts) here",
+        metavar="PATH",
+    )
+    add("--showdown-csv", "write every post's result as CSV here", metavar="PATH")
+    add(
+        "--showdown-compare",
+        "fail when a tagger's score drops significantly against this saved run: a file, a "
+        "pytest-benchmark run number/name (0003) or latest",
+        metavar="RUN",
+    )
+    add(
+        "--showdown-margin",
+        "how far an average score may drop against --showdown-compare before failing (default 0.02)",
+        metavar="DROP",
+    )
+
+
+def read_settings(config: pytest.Config) -> ShowdownSettings:
+    """The run's settings from the options and ini keys; raises ValueError or ShowdownError for a
+    bad value (the plugin turns either into a usage error)."""
+    return build_settings(
+        taggers=config.getoption("tagger"),
+        db=_path_value(config, "showdown_db"),
+        ratings=_text_value(config, "showdown_ratings"),
+        limit=_text_value(config, "showdown_limit"),
+        categories=_text_value(config, "showdown_categories"),
+        thresholds=_lines_value(config, "showdown_threshold"),
+        json_path=_path_value(config, "showdown_json"),
+        baselines=[*config.getini("showdown_baselines"), *(config.getoption("showdown_baseline") or [])],
+        providers=_text_value(config, "showdown_providers"),
+        sdwebui_url=_text_value(config, "sdwebui_url"),
+        hydrus_dd_url=_text_value(config, "hydrus_dd_url"),
+        report_path=_path_value(config, "showdown_report"),
+        csv_path=_path_value(config, "showdown_csv"),
+        compare_run=_text_value(config, "showdown_compare"),
+        compare_margin=_text_value(config, "showdown_margin"),
+        batch_size=_text_value(config, "showdown_batch_size"),
+        cache_dir=_cache_dir(config),
+    )
+
+
+def _path_value(config: pytest.Config, name: str) -> Path | None:
+    """A path option: relative to the working directory on the command line, to the ini file in ini."""
+    value = config.getoption(name)
+    if value:
+        return Path(value)
+    ini_value = config.getini(name)
+    if not ini_value:
+        return None
+    base = config.inipath.parent if config.inipath else config.rootpath
+    return base / str(ini_value)
+
+
+def _text_value(config: pytest.Config, name: str) -> str | None:
+    value = config.getoption(name)
+    return str(value) if value else (str(config.getini(name)) or None)
+
+
+def _lines_value(config: pytest.Config, name: str) -> list[str]:
+    return [*config.getini(name), *(config.getoption(name) or [])]
+
+
+def _cache_dir(config: pytest.Config) -> Path | None:
+    if config.getoption("showdown_no_cache") or config.getini("showdown_no_cache"):
+        return None
+    return _path_value(config, "showdown_cache_dir") or config.rootpath / DEFAULT_DIR_NAME
