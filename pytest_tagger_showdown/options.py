@@ -7,12 +7,81 @@ wins. Values are only read here; :func:`settings.build_settings` validates them.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import pytest
 
 from .cache import DEFAULT_DIR_NAME
 from .settings import ShowdownSettings, build_settings
+
+#: ``--showdown-*`` options: name, help, and ``addoption`` arguments plus ``kind`` (the ini type,
+#: default string) and ``ini`` (the ini key, default the option's dest).
+OPTIONS: Final[tuple[tuple[str, str, dict[str, Any]], ...]] = (
+    ("--showdown-db", "dataset file (default: the bundled demo dataset)", {"metavar": "PATH"}),
+    (
+        "--showdown-threshold",
+        "confidence cut-offs: 0.5, general=0.4,character=0.9, mcut=true, each optionally "
+        "after NAME: for one tagger",
+        {"kind": "linelist", "action": "append", "metavar": "SPEC"},
+    ),
+    ("--showdown-ratings", "ratings to run, e.g. g,s (default g,s,q,e)", {"metavar": "g,s,q,e"}),
+    ("--showdown-limit", "at most N posts, spread over the ratings", {"metavar": "N"}),
+    (
+        "--showdown-categories",
+        "ground-truth tag categories scored: all (default, as in the study) or general+character",
+        {"metavar": "CATS"},
+    ),
+    ("--showdown-json", "write per-tagger aggregates and per-post results here", {"metavar": "PATH"}),
+    (
+        "--showdown-baseline",
+        "NAME=SCORE: fail the run when NAME's average score falls below SCORE",
+        {"kind": "linelist", "ini": "showdown_baselines", "action": "append", "metavar": "NAME=SCORE"},
+    ),
+    (
+        "--showdown-providers",
+        "onnxruntime execution providers in order, e.g. CUDAExecutionProvider,CPUExecutionProvider",
+        {"metavar": "LIST"},
+    ),
+    (
+        "--sdwebui-url",
+        "stable-diffusion-webui with the tagger extension, for sdwebui:MODEL taggers (env SDWEBUI_URL; "
+        "basic auth from env SDWEBUI_AUTH=user:password)",
+        {"metavar": "URL"},
+    ),
+    ("--hydrus-dd-url", "hydrus-dd server for the hydrus-dd tagger (env HYDRUS_DD_URL)", {"metavar": "URL"}),
+    (
+        "--showdown-batch-size",
+        "images per inference call: N, or auto (default: 1 on CPU, 32 on a GPU)",
+        {"metavar": "N"},
+    ),
+    (
+        "--showdown-no-cache",
+        "neither read nor write the prepared-input and prediction caches",
+        {"kind": "bool", "action": "store_true"},
+    ),
+    (
+        "--showdown-cache-dir",
+        f"where the prepared-input and prediction caches live (default: {DEFAULT_DIR_NAME} in the rootdir)",
+        {"metavar": "PATH"},
+    ),
+    (
+        "--showdown-report",
+        "write a self-contained HTML report (table, plots, worst posts) here",
+        {"metavar": "PATH"},
+    ),
+    ("--showdown-csv", "write every post's result as CSV here", {"metavar": "PATH"}),
+    (
+        "--showdown-compare",
+        "fail when a tagger's score drops significantly against this saved run: a file, a "
+        "pytest-benchmark run number/name (0003) or latest",
+        {"metavar": "RUN"},
+    ),
+    (
+        "--showdown-margin",
+        "how far an average score may drop against --showdown-compare before failing (default 0.02)",
+        {"metavar": "DROP"},
+    ),
+)
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -27,82 +96,13 @@ def add_options(parser: pytest.Parser) -> None:
         "here. With no test of your own asking for a tagger, runs the built-in showdown.",
     )
 
-    def add(name: str, help_text: str, *, kind: str = "string", ini: str = "", **kwargs: Any) -> None:
+    for name, help_text, settings in OPTIONS:
+        kwargs = dict(settings)
+        kind, ini = kwargs.pop("kind", "string"), kwargs.pop("ini", "")
         dest = name.removeprefix("--").replace("-", "_")
         ini_name = ini or dest
         group.addoption(name, dest=dest, help=f"{help_text} (ini: {ini_name})", **kwargs)
-        parser.addini(ini_name, help_text, type=kind)  # type: ignore[arg-type]
-
-    add("--showdown-db", "dataset file (default: the bundled demo dataset)", metavar="PATH")
-    add(
-        "--showdown-threshold",
-        "confidence cut-offs: 0.5, general=0.4,character=0.9, mcut=true, each optionally "
-        "after NAME: for one tagger",
-        kind="linelist",
-        action="append",
-        metavar="SPEC",
-    )
-    add("--showdown-ratings", "ratings to run, e.g. g,s (default g,s,q,e)", metavar="g,s,q,e")
-    add("--showdown-limit", "at most N posts, spread over the ratings", metavar="N")
-    add(
-        "--showdown-categories",
-        "ground-truth tag categories scored: all (default, as in the study) or general+character",
-        metavar="CATS",
-    )
-    add("--showdown-json", "write per-tagger aggregates and per-post results here", metavar="PATH")
-    add(
-        "--showdown-baseline",
-        "NAME=SCORE: fail the run when NAME's average score falls below SCORE",
-        kind="linelist",
-        ini="showdown_baselines",
-        action="append",
-        metavar="NAME=SCORE",
-    )
-    add(
-        "--showdown-providers",
-        "onnxruntime execution providers in order, e.g. CUDAExecutionProvider,CPUExecutionProvider",
-        metavar="LIST",
-    )
-    add(
-        "--sdwebui-url",
-        "stable-diffusion-webui with the tagger extension, for sdwebui:MODEL taggers (env SDWEBUI_URL; "
-        "basic auth from env SDWEBUI_AUTH=user:password)",
-        metavar="URL",
-    )
-    add("--hydrus-dd-url", "hydrus-dd server for the hydrus-dd tagger (env HYDRUS_DD_URL)", metavar="URL")
-    add(
-        "--showdown-batch-size",
-        "images per inference call: N, or auto (default: 1 on CPU, 32 on a GPU)",
-        metavar="N",
-    )
-    add(
-        "--showdown-no-cache",
-        "neither read nor write the prepared-input and prediction caches",
-        kind="bool",
-        action="store_true",
-    )
-    add(
-        "--showdown-cache-dir",
-        f"where the prepared-input and prediction caches live (default: {DEFAULT_DIR_NAME} in the rootdir)",
-        metavar="PATH",
-    )
-    add(
-        "--showdown-report",
-        "write a self-contained HTML report (table, plots, worst posts) here",
-        metavar="PATH",
-    )
-    add("--showdown-csv", "write every post's result as CSV here", metavar="PATH")
-    add(
-        "--showdown-compare",
-        "fail when a tagger's score drops significantly against this saved run: a file, a "
-        "pytest-benchmark run number/name (0003) or latest",
-        metavar="RUN",
-    )
-    add(
-        "--showdown-margin",
-        "how far an average score may drop against --showdown-compare before failing (default 0.02)",
-        metavar="DROP",
-    )
+        parser.addini(ini_name, help_text, type=kind)
 
 
 def read_settings(config: pytest.Config) -> ShowdownSettings:
