@@ -60,7 +60,8 @@ def test_unknown_tagger_in_a_mark_is_a_usage_error(pytester: pytest.Pytester) ->
     )
     result = pytester.runpytest_subprocess()
     assert result.ret == pytest.ExitCode.USAGE_ERROR == 4
-    result.stdout.fnmatch_lines(["*unknown tagger 'nope'*"])
+    result.stderr.fnmatch_lines(["ERROR: tagger-showdown: *::test_x: unknown tagger 'nope'*"])
+    result.stdout.no_fnmatch_line("*INTERNALERROR*")
 
 
 def test_plugin_is_inert_without_a_showdown(pytester: pytest.Pytester) -> None:
