@@ -24,6 +24,7 @@ from ..probabilities import SOURCE_PROBABILITIES
 from ..results import PostResult
 from ..tags import RATING_NAMES, RATINGS, predicted_rating_tag
 from . import plots
+from .table import HEADERS, summary_row
 
 #: Fetches a post's image bytes (``Dataset.image``); errors leave the thumbnail out.
 ImageSource = Callable[[int], bytes]
@@ -86,29 +87,11 @@ def thumbnail_uri(image: bytes, side: int = THUMBNAIL_SIDE) -> str:
 
 
 def _summary_table(analysis: RunAnalysis) -> str:
-    headers = (
-        "tagger", "images", "errors", "avg score", "median", "avg s/img", "precision", "recall",
-        "F1", "rating acc", "incorrect/img", "practical/img", "distance score",
-    )  # fmt: skip
     rows = [
-        (
-            s.tagger,
-            s.images,
-            s.errors,
-            _number(s.avg_score),
-            _number(s.median_score),
-            _number(s.avg_runtime_s, 4),
-            _number(s.precision),
-            _number(s.recall),
-            _number(s.f1),
-            _number(s.rating_accuracy),
-            _number(s.incorrect_per_image, 2),
-            _number(s.practical_per_image, 2),
-            _number(analysis.distance_score(s.tagger)),
-        )
+        (*summary_row(s, mark_cached=False), _number(analysis.distance_score(s.tagger)))
         for s in analysis.summaries
     ]
-    return _table(headers, rows, css="summary")
+    return _table((*HEADERS, "distance score"), rows, css="summary")
 
 
 def _metrics_cells(m: SliceMetrics) -> list[str]:
