@@ -12,7 +12,6 @@ from .errors import ImageError, ShowdownError, TaggerLoadError
 from .prediction import Prediction
 from .results import PostResult
 from .scoring import score_prediction
-from .taggers.backends import load_tagger
 from .taggers.base import LoadOptions, Tagger
 from .taggers.registry import TaggerRegistry
 from .taggers.spec import TaggerSpec
@@ -60,7 +59,7 @@ class TaggerPool:
     def get(self, name: str) -> Tagger:
         if name not in self._loaded:
             try:
-                self._loaded[name] = load_tagger(self.spec(name), self.options)
+                self._loaded[name] = self.registry.load(self.spec(name), self.options)
             except TaggerLoadError as exc:
                 self._loaded[name] = exc
         loaded = self._loaded[name]

@@ -18,6 +18,8 @@ from pytest_tagger_showdown.engine import Engine, LazyTagger, auto_batch_size
 from pytest_tagger_showdown.results import PostResult
 from pytest_tagger_showdown.runner import TaggerPool, run_post
 from pytest_tagger_showdown.taggers import preprocess
+from pytest_tagger_showdown.taggers.backends import register_backends
+from pytest_tagger_showdown.taggers.base import TaggerBase
 from pytest_tagger_showdown.taggers.control import ControlTagger
 from pytest_tagger_showdown.taggers.registry import TaggerRegistry
 from pytest_tagger_showdown.taggers.spec import Thresholds
@@ -53,6 +55,7 @@ def varied_dataset(path: Path, count: int = 10, *, corrupt: int | None = None) -
 
 def registry_with(folder: Path) -> TaggerRegistry:
     registry = TaggerRegistry()
+    register_backends(registry)
     registry.register(TaggerSpec(name=TINY, backend="onnx", source=str(folder)))
     registry.register(TaggerSpec(name="control", backend="control"))
     return registry
@@ -292,6 +295,7 @@ def test_a_tagger_that_cannot_load_fails_each_post_with_the_reason(
     tmp_path: Path, db: Path, posts: list[Post]
 ) -> None:
     registry = TaggerRegistry()
+    register_backends(registry)
     registry.register(TaggerSpec(name="missing", backend="onnx", source=str(tmp_path / "nowhere")))
     engine = Engine(TaggerPool(registry), db, cache=ShowdownCache(tmp_path / "cache"))
     try:
@@ -324,7 +328,7 @@ def test_the_lazy_tagger_loads_on_first_attribute_use(make_engine: Callable[...,
     assert pool.loads == ["control"]
 
 
-class _Fake:
+class _Fake(TaggerBase):
     def __init__(self, providers: tuple[str, ...] | None, fixed_batch: int | None) -> None:
         self.spec = TaggerSpec(name="fake", backend="fake")
         if providers is not None:

@@ -126,9 +126,10 @@ def _listing(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, list[s
         "backend",
         "source",
         "can run here",
+        "description",
     ]
     rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
-    return {row[0]: row[1:] for row in rows}
+    return {row[0]: row[1:4] for row in rows}
 
 
 def test_taggers_command_lists_sources_and_what_can_run(

@@ -6,6 +6,7 @@ import pytest
 
 from pytest_tagger_showdown import TaggerRegistry, TaggerSpec, Thresholds, UnknownTaggerError
 from pytest_tagger_showdown.runner import TaggerPool
+from pytest_tagger_showdown.taggers.backends import register_backends
 from pytest_tagger_showdown.taggers.spec import parse_threshold_option
 
 
@@ -34,6 +35,7 @@ def test_threshold_overrides_validate() -> None:
 
 def _registry() -> TaggerRegistry:
     registry = TaggerRegistry()
+    register_backends(registry)
     registry.register(TaggerSpec(name="a", backend="control"))
     registry.register(TaggerSpec(name="b", backend="nonexistent"))
     registry.register_prefix(
