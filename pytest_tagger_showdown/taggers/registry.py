@@ -59,8 +59,12 @@ def match_names(pattern: str, names: Iterable[str]) -> list[str]:
     matched = [name for name in candidates if fnmatch.fnmatchcase(name, pattern)]
     if matched:
         return matched
+    # Close: the names that share the pattern's literal start, then the most alike (difflib).
+    start = pattern[: min((pattern.find(c) for c in PATTERN_CHARACTERS if c in pattern), default=0)]
     literal = "".join(char for char in pattern if char not in PATTERN_CHARACTERS)
-    close = difflib.get_close_matches(literal, candidates, n=CLOSE_NAMES, cutoff=0.5)
+    alike = difflib.get_close_matches(literal, candidates, n=CLOSE_NAMES, cutoff=0.5)
+    same_start = sorted(name for name in candidates if start and name.startswith(start))
+    close = list(dict.fromkeys([*same_start, *alike]))[:CLOSE_NAMES]
     hint = f"; close names: {', '.join(close)}" if close else ""
     raise UnknownTaggerError(f"no tagger matches the pattern {pattern!r}{hint}")
 
