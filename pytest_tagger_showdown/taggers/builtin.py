@@ -18,7 +18,8 @@ CONTROL = TaggerSpec(
     description="answers each post's own tags; must score exactly 1.0 (checks the scoring)",
 )
 
-#: The demo taggers: tiny ONNX models in the WD14 layout, trained by fixtures/train_demo_models.py.
+#: The demo taggers: tiny ONNX models in the WD14 layout, trained by
+#: fixtures/generators/train_demo_models.py.
 DEMO_TAGGERS = (
     TaggerSpec(
         name="demo-large",

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from fixtures.onnx_model import Dense, build_wd14_onnx, write_selected_tags
+from fixtures.generators.onnx_model import Dense, build_wd14_onnx, write_selected_tags
 from pytest_tagger_showdown import Dataset, Post, Prediction, TaggerSpec
 from pytest_tagger_showdown.cache import ShowdownCache
 from pytest_tagger_showdown.engine import Engine, LazyTagger, auto_batch_size
