@@ -17,7 +17,7 @@ import pytest
 
 from benchmarks.conftest import RunPytest, vocabulary, write_dataset
 from benchmarks.standin_vit import PLAUSIBLE_TAGS, RATINGS, TAGS
-from fixtures.onnx_model import Dense, build_wd14_onnx
+from fixtures.generators.onnx_model import Dense, build_wd14_onnx
 
 ITEMS = 500
 ROUNDS = 3

@@ -47,8 +47,7 @@ from .errors import ShowdownError, TaggerLoadError, TaggerRunError
 from .pool import TaggerPool
 from .prediction import Prediction
 from .results import PostResult, post_result
-from .taggers.base import Tagger
-from .taggers.wd14 import Vocabulary
+from .taggers.base import Tagger, Vocabulary
 from .tags import TagCategory
 
 T = TypeVar("T")
@@ -82,10 +81,10 @@ BACKGROUND_NICENESS: Final = 10
 def auto_batch_size(tagger: Tagger) -> int:
     """1 on CPU (batching does not help there) and for HTTP or other taggers; 32 on an accelerator,
     capped by a model that fixes its batch dimension (the v2 WD14 exports fix it to 1)."""
-    providers = getattr(tagger, "providers", None) or ()
+    providers = tagger.providers
     size = ACCELERATED_BATCH if providers and providers[0] in ACCELERATED_PROVIDERS else 1
-    fixed = getattr(tagger, "fixed_batch", None)
-    return min(size, fixed) if isinstance(fixed, int) and fixed > 0 else size
+    fixed = tagger.fixed_batch
+    return min(size, fixed) if fixed is not None and fixed > 0 else size
 
 
 def _lower_priority() -> None:
@@ -131,14 +130,6 @@ class _Identity:
     model: str
     preprocessing: str
     vocabulary: Vocabulary | None
-
-
-def _vocabulary_of(tagger: Tagger) -> Vocabulary | None:
-    vocabulary = getattr(tagger, "vocabulary", None)
-    names, categories = getattr(vocabulary, "names", None), getattr(vocabulary, "categories", None)
-    if names is None or categories is None:
-        return None
-    return Vocabulary(tuple(names), tuple(int(c) for c in categories))
 
 
 class _Slot:
@@ -213,7 +204,7 @@ class _Slot:
         if spec.source and folder.is_dir():
             prehash_folder(folder)
         tagger = self.tagger()
-        files = getattr(tagger, "model_files", None)
+        files = tagger.model_files
         if not files:
             return None
         paths = [Path(path) for path in files]
@@ -223,9 +214,9 @@ class _Slot:
             preprocessing=digest(
                 f"{prepare.__module__}.{prepare.__qualname__}",
                 repr(spec.preprocessing),
-                getattr(tagger, "size", None),
+                tagger.size,
             ),
-            vocabulary=_vocabulary_of(tagger),
+            vocabulary=tagger.vocabulary,
         )
         tags = identity.vocabulary
         cache.remember_fingerprint(
@@ -239,13 +230,13 @@ class _Slot:
         )
         return identity
 
-    def vocabulary(self) -> Any:
+    def vocabulary(self) -> Vocabulary | None:
         """The tag list, without loading the model when the cache knows it."""
         if not self.is_loaded:
             identity = self.identity()
             if identity is not None and identity.vocabulary is not None:
                 return identity.vocabulary
-        return getattr(self.tagger(), "vocabulary", None)
+        return self.tagger().vocabulary
 
 
 class LazyTagger:
@@ -267,7 +258,7 @@ class LazyTagger:
         return self._slot.tagger()
 
     @property
-    def vocabulary(self) -> Any:
+    def vocabulary(self) -> Vocabulary | None:
         """The tag list (names and categories in output order), from the cache while the model is
         not loaded, so recording cached probabilities does not load the model."""
         return self._slot.vocabulary()

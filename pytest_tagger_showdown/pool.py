@@ -7,7 +7,6 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 
 from .errors import TaggerLoadError
-from .taggers.backends import load_tagger
 from .taggers.base import LoadOptions, Tagger
 from .taggers.registry import TaggerRegistry
 from .taggers.spec import TaggerSpec
@@ -46,7 +45,7 @@ class TaggerPool:
     def get(self, name: str) -> Tagger:
         if name not in self._loaded:
             try:
-                self._loaded[name] = load_tagger(self.spec(name), self.options)
+                self._loaded[name] = self.registry.load(self.spec(name), self.options)
             except TaggerLoadError as exc:
                 self._loaded[name] = exc
         loaded = self._loaded[name]

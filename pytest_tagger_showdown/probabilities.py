@@ -34,6 +34,7 @@ from . import atomic
 from .errors import ShowdownError
 from .results import PostResult
 from .sparse import SparseRows
+from .taggers.base import Tagger
 from .tags import DANBOORU_CATEGORY_IDS, normalize_rating, normalize_tag, predicted_rating_tag, rating_tag
 
 #: The user_properties key a probability row travels under.
@@ -133,7 +134,7 @@ class RowEncoder:
         self._vocabularies: dict[str, TagVocabulary] = {}
         self._sent: set[str] = set()
 
-    def encode(self, tagger: object, result: PostResult) -> dict[str, Any] | None:
+    def encode(self, tagger: Tagger, result: PostResult) -> dict[str, Any] | None:
         """The message for ``result``, or None when the tagger has no probabilities or vocabulary
         (the control tagger, HTTP taggers): metrics then fall back to its kept tags."""
         if result.probabilities is None:
@@ -141,7 +142,7 @@ class RowEncoder:
         vocabulary = self._vocabularies.get(result.tagger)
         if vocabulary is None:
             try:
-                model_vocabulary = getattr(tagger, "vocabulary", None)
+                model_vocabulary = tagger.vocabulary
             except ShowdownError:
                 return None
             if model_vocabulary is None:

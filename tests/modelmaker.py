@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from pytest_tagger_showdown.demo.onnx_model import (
+from fixtures.generators.onnx_model import (
     Dense,
     build_wd14_onnx,
     forward,

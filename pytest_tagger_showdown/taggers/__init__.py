@@ -1,8 +1,7 @@
 """Taggers: specs, the registry of names, backends that load them, and preprocessing."""
 
-from .backends import load_tagger, unavailable_reason
-from .base import LoadOptions, Tagger
-from .builtin import default_registry
+from .base import LoadOptions, Tagger, TaggerBase, Vocabulary
+from .builtin import default_registry, load_tagger, unavailable_reason
 from .registry import TaggerRegistry
 from .spec import Preprocessing, TaggerSpec, Thresholds
 
@@ -10,9 +9,11 @@ __all__ = [
     "LoadOptions",
     "Preprocessing",
     "Tagger",
+    "TaggerBase",
     "TaggerRegistry",
     "TaggerSpec",
     "Thresholds",
+    "Vocabulary",
     "default_registry",
     "load_tagger",
     "unavailable_reason",

@@ -1,4 +1,5 @@
-"""Backends: how a spec's ``backend`` name turns into a loaded :class:`Tagger`, and whether it can run here.
+"""The built-in backends: how a spec's ``backend`` name turns into a loaded :class:`Tagger`, and whether
+it can run here. Third-party backends register the same way (:meth:`TaggerRegistry.register_backend`).
 
 Backends import their heavy libraries (onnxruntime, tensorflow, ...) only when a tagger is loaded, so
 listing taggers or running the control tagger needs none of them.
@@ -7,23 +8,13 @@ listing taggers or running the control tagger needs none of them.
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import TaggerLoadError
 from . import deepdanbooru, hub, remote, wd14
 from .base import LoadOptions, Tagger
 from .control import ControlTagger
+from .registry import TaggerRegistry
 from .spec import TaggerSpec
-
-
-@dataclass(frozen=True)
-class Backend:
-    """A loader plus a cheap check of whether a spec could be loaded here."""
-
-    load: Callable[[TaggerSpec, LoadOptions], Tagger]
-    unavailable: Callable[[TaggerSpec], str | None]
 
 
 def _needs_module(module: str, extra: str) -> str | None:
@@ -43,34 +34,15 @@ def _local_folder_unavailable(spec: TaggerSpec) -> str | None:
     return None
 
 
-BACKENDS: dict[str, Backend] = {
-    "control": Backend(load=lambda spec, _: ControlTagger(spec), unavailable=lambda _: None),
-    "onnx": Backend(load=wd14.load_folder, unavailable=_local_folder_unavailable),
-    hub.BACKEND: Backend(load=hub.load, unavailable=hub.unavailable),
-    deepdanbooru.BACKEND: Backend(load=deepdanbooru.load, unavailable=deepdanbooru.unavailable),
-    remote.SDWEBUI: Backend(load=remote.load_sdwebui, unavailable=remote.unavailable),
-    remote.HYDRUS_DD: Backend(load=remote.load_hydrus_dd, unavailable=remote.unavailable),
-}
+def _load_control(spec: TaggerSpec, options: LoadOptions) -> Tagger:
+    return ControlTagger(spec)
 
 
-def backend_for(spec: TaggerSpec) -> Backend:
-    try:
-        return BACKENDS[spec.backend]
-    except KeyError:
-        known = ", ".join(sorted(BACKENDS))
-        raise TaggerLoadError(
-            f"tagger {spec.name} uses backend {spec.backend!r}, which is not known (known: {known})"
-        ) from None
-
-
-def load_tagger(spec: TaggerSpec, options: LoadOptions | None = None) -> Tagger:
-    """Load a tagger, raising :class:`TaggerLoadError` with the reason when it cannot run here."""
-    return backend_for(spec).load(spec, options or LoadOptions())
-
-
-def unavailable_reason(spec: TaggerSpec) -> str | None:
-    """Why ``spec`` cannot run here, or None if it can (without loading the model)."""
-    try:
-        return backend_for(spec).unavailable(spec)
-    except TaggerLoadError as exc:
-        return str(exc)
+def register_backends(registry: TaggerRegistry) -> None:
+    """Add the control, local ONNX folders, hub WD14 models, DeepDanbooru, the webui and hydrus-dd."""
+    registry.register_backend("control", _load_control)
+    registry.register_backend("onnx", wd14.load_folder, _local_folder_unavailable)
+    registry.register_backend(hub.BACKEND, hub.load, hub.unavailable)
+    registry.register_backend(deepdanbooru.BACKEND, deepdanbooru.load, deepdanbooru.unavailable)
+    registry.register_backend(remote.SDWEBUI, remote.load_sdwebui, remote.unavailable)
+    registry.register_backend(remote.HYDRUS_DD, remote.load_hydrus_dd, remote.unavailable)

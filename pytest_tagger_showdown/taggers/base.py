@@ -1,17 +1,51 @@
 """The interface every loaded tagger offers: prepare one post, then infer a batch of prepared inputs.
 
 The split is what lets the showdown time preprocessing and inference separately, and batch inference.
+Optional capabilities (a tag list, execution providers, a fixed batch size, the model files the cache
+keys on) are declared here with the value a tagger without them has.
 """
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from ..dataset.post import Post
+from ..errors import TaggerLoadError
 from ..prediction import Prediction
 from .spec import TaggerSpec
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """The tag of each model output, with its category; ratings are kept apart."""
+
+    names: tuple[str, ...]
+    categories: tuple[int, ...]
+
+    @classmethod
+    def from_csv(cls, path: Path) -> Vocabulary:
+        """Read ``selected_tags.csv`` (``tag_id,name,category,count``; name and category are used)."""
+        try:
+            with path.open(newline="", encoding="utf-8") as handle:
+                rows = list(csv.DictReader(handle))
+        except OSError as exc:
+            raise TaggerLoadError(f"cannot read the tag list {path}: {exc}") from exc
+        if not rows or not {"name", "category"} <= set(rows[0]):
+            raise TaggerLoadError(f"{path} has no name,category columns (expected selected_tags.csv)")
+        try:
+            return cls(
+                names=tuple(row["name"] for row in rows),
+                categories=tuple(int(row["category"]) for row in rows),
+            )
+        except ValueError as exc:
+            raise TaggerLoadError(f"{path}: a category is not a number: {exc}") from exc
+
+    def __len__(self) -> int:
+        return len(self.names)
 
 
 @dataclass(frozen=True)
@@ -32,9 +66,45 @@ class LoadOptions:
 
 @runtime_checkable
 class Tagger(Protocol):
-    """A loaded tagger."""
+    """A loaded tagger: ``prepare`` and ``infer``, and the optional capabilities the engine, the cache
+    and the dataset metrics read.
+
+    A capability is read-only here, so a plain attribute of a narrower type fits (``size: int``).
+    :class:`TaggerBase` gives each the value a tagger without it has; a class that does not subclass
+    it must offer every member (:meth:`TaggerRegistry.load` checks, so a missing one is a load error,
+    not a failure mid-run).
+    """
 
     spec: TaggerSpec
+
+    @property
+    def vocabulary(self) -> Vocabulary | None:
+        """The tag of each output, in output order, ratings included (category 9); None when the
+        tagger gives no probabilities (HTTP taggers, the control): dataset metrics then use its kept
+        tags, and a rating comes only from the prediction."""
+        ...
+
+    @property
+    def providers(self) -> tuple[str, ...]:
+        """The onnxruntime execution providers in use, most preferred first: the engine batches only
+        on an accelerator. Empty for taggers that do not run through onnxruntime."""
+        ...
+
+    @property
+    def fixed_batch(self) -> int | None:
+        """The batch size the model insists on (WD14 v2 exports fix N = 1), or None: any size runs."""
+        ...
+
+    @property
+    def model_files(self) -> tuple[Path, ...]:
+        """Every file the predictions depend on; the prediction cache is keyed by their hash. Empty:
+        the tagger is not cached (HTTP taggers, whose model the showdown cannot see; the control)."""
+        ...
+
+    @property
+    def size(self) -> int | None:
+        """The square input side in pixels the model takes, or None; part of the input cache key."""
+        ...
 
     def prepare(self, post: Post, image: bytes) -> object:
         """Turn a post and its image bytes into the input ``infer`` takes; raises ImageError on bad images."""
@@ -43,3 +113,14 @@ class Tagger(Protocol):
     def infer(self, batch: Sequence[object]) -> list[Prediction]:
         """One prediction per prepared input, in order."""
         ...
+
+
+class TaggerBase:
+    """The optional capabilities of :class:`Tagger` as a tagger without them has them: subclass it
+    and set (or override) only those the tagger has."""
+
+    vocabulary: Vocabulary | None = None
+    providers: tuple[str, ...] = ()
+    fixed_batch: int | None = None
+    model_files: tuple[Path, ...] = ()
+    size: int | None = None

@@ -1,5 +1,5 @@
 """The taggers that ship with the package: the control, the demo models, the WD14 hub models, hydrus-dd,
-and the ``onnx:PATH``, ``deepdanbooru:PATH`` and ``sdwebui:MODEL`` prefixes."""
+the ``onnx:PATH``, ``deepdanbooru:PATH`` and ``sdwebui:MODEL`` prefixes, and their backends."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from pathlib import Path
 
 from ..bundled import DEMO_MODELS
 from . import deepdanbooru, hub, remote
+from .backends import register_backends
+from .base import LoadOptions, Tagger
 from .registry import TaggerRegistry, load_entry_points
 from .spec import TaggerSpec
 
@@ -16,7 +18,8 @@ CONTROL = TaggerSpec(
     description="answers each post's own tags; must score exactly 1.0 (checks the scoring)",
 )
 
-#: The demo taggers: tiny ONNX models in the WD14 layout, trained by fixtures/train_demo_models.py.
+#: The demo taggers: tiny ONNX models in the WD14 layout, trained by
+#: fixtures/generators/train_demo_models.py.
 DEMO_TAGGERS = (
     TaggerSpec(
         name="demo-large",
@@ -40,8 +43,9 @@ def onnx_folder(path: str) -> TaggerSpec:
 
 
 def default_registry() -> TaggerRegistry:
-    """Every built-in tagger and prefix, plus those installed packages register by entry point."""
+    """Every built-in tagger, prefix and backend, plus those installed packages register by entry point."""
     registry = TaggerRegistry()
+    register_backends(registry)
     registry.register(CONTROL)
     for spec in DEMO_TAGGERS:
         registry.register(spec)
@@ -53,3 +57,13 @@ def default_registry() -> TaggerRegistry:
     registry.register_prefix(remote.SDWEBUI, remote.sdwebui_spec)
     load_entry_points(registry)
     return registry
+
+
+def load_tagger(spec: TaggerSpec, options: LoadOptions | None = None) -> Tagger:
+    """Load a tagger through the default registry's backends (:meth:`TaggerRegistry.load`)."""
+    return default_registry().load(spec, options)
+
+
+def unavailable_reason(spec: TaggerSpec) -> str | None:
+    """Why ``spec`` cannot run here through the default registry's backends, or None if it can."""
+    return default_registry().unavailable_reason(spec)

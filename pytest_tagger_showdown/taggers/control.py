@@ -6,10 +6,11 @@ from collections.abc import Sequence
 
 from ..dataset.post import Post
 from ..prediction import Prediction
+from .base import TaggerBase
 from .spec import TaggerSpec
 
 
-class ControlTagger:
+class ControlTagger(TaggerBase):
     """Checks the scoring: any score but 1.0 means the scoring, not a model, is wrong."""
 
     def __init__(self, spec: TaggerSpec) -> None:

@@ -27,10 +27,10 @@ from ..dataset.post import Post
 from ..errors import TaggerLoadError, TaggerRunError
 from ..prediction import Prediction
 from ..tags import normalize_rating
-from .base import LoadOptions
+from .base import LoadOptions, TaggerBase, Vocabulary
 from .preprocess import decode_image, preprocess
 from .spec import Preprocessing, TaggerSpec, Thresholds
-from .wd14 import CHARACTER_CATEGORY, RATING_CATEGORY, OutputLayout, Vocabulary
+from .wd14 import CHARACTER_CATEGORY, RATING_CATEGORY, OutputLayout
 
 BACKEND: Final = "deepdanbooru"
 #: DeepDanbooru's ``load_image_for_evaluate``: fit keeping the aspect ratio with AREA, centre-pad by
@@ -113,13 +113,13 @@ def _import_keras() -> Any:
     return keras
 
 
-class DeepDanbooruTagger:
+class DeepDanbooruTagger(TaggerBase):
     """Runs a DeepDanbooru Keras model: NHWC RGB 0..1 in, one sigmoid per ``tags.txt`` line out."""
 
     def __init__(self, spec: TaggerSpec, options: LoadOptions) -> None:
         self.spec = spec
         model_path = find_model(Path(spec.source))
-        self.vocabulary = project_vocabulary(model_path.parent)
+        self.vocabulary: Vocabulary = project_vocabulary(model_path.parent)
         try:
             keras = _import_keras()
         except ImportError as exc:

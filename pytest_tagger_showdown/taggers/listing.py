@@ -1,5 +1,6 @@
-"""``tagger-showdown taggers``: every tagger this installation knows, where its model comes from, and
-whether it can run here (backend installed, model cached, server configured), loading no model.
+"""``tagger-showdown taggers [PATTERN ...]``: every tagger this installation knows (or those a glob
+pattern matches), what it is, where its model comes from, and whether it can run here (backend
+installed, model cached, server configured), loading no model.
 
 Taggers a ``conftest.py`` registers through the ``pytest_tagger_showdown_register`` hook exist only
 inside a pytest run and are not listed; those installed packages register by entry point are.
@@ -11,19 +12,19 @@ import argparse
 import dataclasses
 import importlib.util
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tabulate import tabulate
 
 from ..errors import TaggerLoadError, TaggerRunError
 from . import hub, remote
-from .backends import unavailable_reason
 from .base import LoadOptions
 from .builtin import default_registry
-from .registry import TaggerRegistry
+from .registry import TaggerRegistry, match_names
 from .spec import TaggerSpec
 
-HEADERS = ("tagger", "backend", "source", "can run here")
+HEADERS = ("tagger", "backend", "source", "can run here", "description")
 #: The argument each built-in prefix takes, and the module its backend needs.
 PREFIXES = {"onnx": ("PATH", "onnxruntime"), "deepdanbooru": ("PATH", "keras"), "sdwebui": ("MODEL", None)}
 
@@ -34,9 +35,10 @@ class TaggerRow:
     backend: str
     source: str
     can_run: str
+    description: str = ""
 
-    def cells(self) -> tuple[str, str, str, str]:
-        return (self.name, self.backend, self.source or "-", self.can_run)
+    def cells(self) -> tuple[str, str, str, str, str]:
+        return (self.name, self.backend, self.source or "-", self.can_run, self.description)
 
 
 def _verdict(reason: str | None) -> str:
@@ -62,7 +64,7 @@ def _prefix_row(registry: TaggerRegistry, prefix: str, options: LoadOptions) -> 
     argument, module = PREFIXES.get(prefix, ("ARG", None))
     spec = _as_configured(registry.resolve(f"{prefix}:{argument}"), options)
     if spec.backend == remote.SDWEBUI:
-        return TaggerRow(spec.name, spec.backend, spec.source, _verdict(unavailable_reason(spec)))
+        return TaggerRow(spec.name, spec.backend, spec.source, _verdict(registry.unavailable_reason(spec)))
     if module is not None and importlib.util.find_spec(module) is None:
         return TaggerRow(spec.name, spec.backend, argument, f"no: {module} is not installed")
     return TaggerRow(spec.name, spec.backend, argument, f"given a {argument}")
@@ -87,14 +89,28 @@ def tagger_rows(registry: TaggerRegistry, options: LoadOptions | None = None) ->
     rows = []
     for spec in registry:
         configured = _as_configured(spec, options)
-        rows.append(
-            TaggerRow(spec.name, spec.backend, _source(configured), _verdict(unavailable_reason(configured)))
-        )
+        verdict = _verdict(registry.unavailable_reason(configured))
+        rows.append(TaggerRow(spec.name, spec.backend, _source(configured), verdict, spec.description))
     rows += [_prefix_row(registry, prefix, options) for prefix in registry.prefixes()]
     return rows + served_webui_models(options)
 
 
+def matching_rows(rows: Sequence[TaggerRow], patterns: Sequence[str]) -> list[TaggerRow]:
+    """The rows whose name one of the glob patterns matches (all rows without patterns), in order;
+    raises :class:`UnknownTaggerError` for a pattern that matches no row."""
+    if not patterns:
+        return list(rows)
+    names = {name for pattern in patterns for name in match_names(pattern, [row.name for row in rows])}
+    return [row for row in rows if row.name in names]
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "patterns",
+        nargs="*",
+        metavar="PATTERN",
+        help="list only the taggers a glob pattern matches, e.g. 'wd-*-v3' (quote it for the shell)",
+    )
     parser.add_argument(
         "--sdwebui-url",
         default=os.environ.get("SDWEBUI_URL"),
@@ -109,6 +125,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     options = LoadOptions(sdwebui_url=args.sdwebui_url, hydrus_dd_url=args.hydrus_dd_url)
-    rows = tagger_rows(default_registry(), options)
+    rows = matching_rows(tagger_rows(default_registry(), options), args.patterns)
     print(tabulate([row.cells() for row in rows], headers=HEADERS, tablefmt="github", disable_numparse=True))
     return 0

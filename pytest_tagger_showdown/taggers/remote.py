@@ -24,7 +24,7 @@ from ..dataset.post import Post
 from ..errors import ImageError, TaggerLoadError, TaggerRunError
 from ..prediction import Prediction
 from ..tags import normalize_rating, normalize_tag
-from .base import LoadOptions
+from .base import LoadOptions, TaggerBase
 from .preprocess import decode_image
 from .spec import TaggerSpec, Thresholds
 from .wd14 import mcut_threshold
@@ -93,7 +93,7 @@ def _excerpt(text: str) -> str:
     return repr(flat[:200] + ("..." if len(flat) > 200 else ""))
 
 
-class HttpTagger:
+class HttpTagger(TaggerBase):
     """What both clients share: one keep-alive session, timeouts, and errors that name the server."""
 
     def __init__(self, spec: TaggerSpec, options: LoadOptions, option_name: str, env_name: str) -> None:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +12,7 @@ from ..dataset.post import Post
 from ..errors import TaggerLoadError, TaggerRunError
 from ..prediction import Prediction
 from ..tags import TagCategory, normalize_rating, normalize_tag
-from .base import LoadOptions
+from .base import LoadOptions, TaggerBase, Vocabulary
 from .preprocess import decode_image, preprocess
 from .spec import TaggerSpec, Thresholds
 
@@ -23,35 +21,6 @@ RATING_CATEGORY = 9
 CHARACTER_CATEGORY = 4
 #: The official demo's lower bound on an MCut character threshold.
 MCUT_CHARACTER_FLOOR = 0.15
-
-
-@dataclass(frozen=True)
-class Vocabulary:
-    """The tag of each model output, with its category; ratings are kept apart."""
-
-    names: tuple[str, ...]
-    categories: tuple[int, ...]
-
-    @classmethod
-    def from_csv(cls, path: Path) -> Vocabulary:
-        """Read ``selected_tags.csv`` (``tag_id,name,category,count``; name and category are used)."""
-        try:
-            with path.open(newline="", encoding="utf-8") as handle:
-                rows = list(csv.DictReader(handle))
-        except OSError as exc:
-            raise TaggerLoadError(f"cannot read the tag list {path}: {exc}") from exc
-        if not rows or not {"name", "category"} <= set(rows[0]):
-            raise TaggerLoadError(f"{path} has no name,category columns (expected selected_tags.csv)")
-        try:
-            return cls(
-                names=tuple(row["name"] for row in rows),
-                categories=tuple(int(row["category"]) for row in rows),
-            )
-        except ValueError as exc:
-            raise TaggerLoadError(f"{path}: a category is not a number: {exc}") from exc
-
-    def __len__(self) -> int:
-        return len(self.names)
 
 
 def mcut_threshold(probabilities: npt.NDArray[np.float32]) -> float:
@@ -111,7 +80,7 @@ class OutputLayout:
         return Prediction(tags=kept, rating=rating, rating_confidences=confidences, probabilities=row)
 
 
-class WD14Tagger:
+class WD14Tagger(TaggerBase):
     """Runs a WD14-convention ONNX model: NHWC BGR float 0..255 in, one sigmoid per tag out."""
 
     def __init__(self, spec: TaggerSpec, folder: Path, options: LoadOptions) -> None:
@@ -152,7 +121,7 @@ class WD14Tagger:
         self.providers: tuple[str, ...] = tuple(self._session.get_providers())
         #: Every file the predictions depend on: the engine's prediction cache is keyed by their hash.
         self.model_files: tuple[Path, ...] = (model_path, tags_path)
-        self.vocabulary = Vocabulary.from_csv(tags_path)
+        self.vocabulary: Vocabulary = Vocabulary.from_csv(tags_path)
         outputs = self._session.get_outputs()[0].shape
         if isinstance(outputs[-1], int) and outputs[-1] != len(self.vocabulary):
             raise TaggerLoadError(

@@ -8,7 +8,7 @@ hub's ``X-Error-Code`` (``RepoNotFound``, ``RevisionNotFound``, ``EntryNotFound`
 Switches: a gated repo (a token is required), a truncated download, a hub that is down.
 
 :func:`wd14_repo_files` makes the content of a real-layout WD14 repo: a tiny ``model.onnx`` (through
-``fixtures/onnx_model.py``) and its ``selected_tags.csv``.
+``fixtures/generators/onnx_model.py``) and its ``selected_tags.csv``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import onnx
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from fixtures.onnx_model import Dense, build_wd14_onnx, write_selected_tags
+from fixtures.generators.onnx_model import Dense, build_wd14_onnx, write_selected_tags
 
 #: The files the real WD14 repos keep in LFS.
 LFS_FILES = ("model.onnx",)

@@ -15,19 +15,19 @@ import PIL
 import pytest
 from PIL import Image
 
-from pytest_tagger_showdown.dataset.post import Post
-from pytest_tagger_showdown.dataset.store import Dataset
-from pytest_tagger_showdown.demo import DEMO_DB, DEMO_MODELS
-from pytest_tagger_showdown.demo.make_demo_dataset import demo_post_ids, write_demo_dataset
-from pytest_tagger_showdown.demo.onnx_model import Dense, build_wd14_onnx, pool_features, sigmoid
-from pytest_tagger_showdown.demo.synthetic import COLOURS, GENERAL_TAGS, RATING_CORNERS, badge_box
-from pytest_tagger_showdown.demo.train_demo_models import (
+from fixtures.generators.make_demo_dataset import demo_post_ids, write_demo_dataset
+from fixtures.generators.onnx_model import Dense, build_wd14_onnx, pool_features, sigmoid
+from fixtures.generators.synthetic import COLOURS, GENERAL_TAGS, RATING_CORNERS, badge_box
+from fixtures.generators.train_demo_models import (
     LARGE,
     SMALL,
     TRAIN_SEEDS,
     model_input,
     vocabulary,
 )
+from pytest_tagger_showdown.dataset.post import Post
+from pytest_tagger_showdown.dataset.store import Dataset
+from pytest_tagger_showdown.demo import DEMO_DB, DEMO_MODELS
 from pytest_tagger_showdown.scoring import score_prediction
 from pytest_tagger_showdown.taggers import load_tagger
 from pytest_tagger_showdown.taggers.builtin import DEMO_TAGGERS

@@ -11,14 +11,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from fixtures.onnx_model import Dense, build_wd14_onnx, write_selected_tags
+from fixtures.generators.onnx_model import Dense, build_wd14_onnx, write_selected_tags
 from pytest_tagger_showdown import Dataset, Post, Prediction, TaggerSpec
 from pytest_tagger_showdown.cache import ShowdownCache
 from pytest_tagger_showdown.engine import Engine, LazyTagger, auto_batch_size
 from pytest_tagger_showdown.pool import TaggerPool
 from pytest_tagger_showdown.results import PostResult, post_result
 from pytest_tagger_showdown.taggers import preprocess
-from pytest_tagger_showdown.taggers.base import Tagger
+from pytest_tagger_showdown.taggers.backends import register_backends
+from pytest_tagger_showdown.taggers.base import Tagger, TaggerBase
 from pytest_tagger_showdown.taggers.control import ControlTagger
 from pytest_tagger_showdown.taggers.registry import TaggerRegistry
 from pytest_tagger_showdown.taggers.spec import Thresholds
@@ -55,6 +56,7 @@ def varied_dataset(path: Path, count: int = 10, *, corrupt: int | None = None) -
 
 def registry_with(folder: Path) -> TaggerRegistry:
     registry = TaggerRegistry()
+    register_backends(registry)
     registry.register(TaggerSpec(name=TINY, backend="onnx", source=str(folder)))
     registry.register(TaggerSpec(name="control", backend="control"))
     return registry
@@ -302,6 +304,7 @@ def test_a_tagger_that_cannot_load_fails_each_post_with_the_reason(
     tmp_path: Path, db: Path, posts: list[Post]
 ) -> None:
     registry = TaggerRegistry()
+    register_backends(registry)
     registry.register(TaggerSpec(name="missing", backend="onnx", source=str(tmp_path / "nowhere")))
     engine = Engine(TaggerPool(registry), db, cache=ShowdownCache(tmp_path / "cache"))
     try:
@@ -334,7 +337,7 @@ def test_the_lazy_tagger_loads_on_first_attribute_use(make_engine: Callable[...,
     assert pool.loads == ["control"]
 
 
-class _Fake:
+class _Fake(TaggerBase):
     def __init__(self, providers: tuple[str, ...] | None, fixed_batch: int | None) -> None:
         self.spec = TaggerSpec(name="fake", backend="fake")
         if providers is not None:

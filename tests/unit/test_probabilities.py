@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -24,11 +23,16 @@ from pytest_tagger_showdown.probabilities import (
 )
 from pytest_tagger_showdown.results import PostResult
 from pytest_tagger_showdown.scoring import ShowdownScore
+from pytest_tagger_showdown.taggers.base import Vocabulary
+from pytest_tagger_showdown.taggers.control import ControlTagger
+from pytest_tagger_showdown.taggers.spec import TaggerSpec
 
 #: A WD14-style tag list: four ratings (category 9), general tags (0), a character (4).
 NAMES = ("general", "sensitive", "questionable", "explicit", "long hair", "cat", "hatsune_miku")
 CATEGORIES = (9, 9, 9, 9, 0, 0, 4)
-MODEL = SimpleNamespace(vocabulary=SimpleNamespace(names=NAMES, categories=CATEGORIES))
+#: A tagger with that tag list (the control tagger has none of its own).
+MODEL = ControlTagger(TaggerSpec(name="model", backend="control"))
+MODEL.vocabulary = Vocabulary(NAMES, CATEGORIES)
 
 
 def result(
@@ -79,7 +83,8 @@ def test_encoder_sends_the_vocabulary_once_and_skips_taggers_without_one() -> No
     assert first["names"][4] == "long_hair"
     assert "names" not in second
     assert first["vocabulary"] == second["vocabulary"]
-    assert RowEncoder().encode(SimpleNamespace(), result(3, "g", ("rating:g",), [0.5] * 7)) is None
+    control = ControlTagger(TaggerSpec(name="c", backend="control"))
+    assert RowEncoder().encode(control, result(3, "g", ("rating:g",), [0.5] * 7)) is None
     assert encoder.encode(MODEL, result(3, "g", ("rating:g",), None)) is None
     assert encoder.encode(MODEL, result(3, "g", ("rating:g",), [0.5] * 3)) is None  # wrong length
 

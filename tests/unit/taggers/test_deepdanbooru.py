@@ -1,13 +1,19 @@
 """DeepDanbooru project folders: a small Keras model saved in DeepDanbooru's layout, loaded for real.
 
 Keras (and TensorFlow under it) takes seconds to import, so one model is built once per session and
-every test shares it; the tests that need no model run without importing Keras at all.
+every test shares it; the tests that need no model run without importing Keras at all. Without Keras
+(it is an optional extra) the tests that need it skip: ``pytest.importorskip`` where a model is built,
+``needs_keras`` where only its presence matters.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +46,8 @@ SIZE = 64
 pytestmark = pytest.mark.filterwarnings(
     "ignore:__array__ implementation doesn't accept a copy:DeprecationWarning"
 )
+#: For tests that need Keras installed but not imported (availability checks read ``find_spec``).
+needs_keras = pytest.mark.skipif(importlib.util.find_spec("keras") is None, reason="keras is not installed")
 
 
 def _write_project(folder: Path) -> Path:
@@ -166,6 +174,7 @@ def test_finding_the_model_file(tmp_path: Path) -> None:
     assert find_model(tmp_path).name == "model-resnet_custom_v4.keras"
 
 
+@needs_keras
 def test_unavailable_until_the_project_is_complete(tmp_path: Path) -> None:
     spec = default_registry().resolve(f"deepdanbooru:{tmp_path}")
     assert spec.preprocessing.size is None
@@ -183,3 +192,36 @@ def test_an_unreadable_model_file_is_a_load_error(tmp_path: Path) -> None:
     (tmp_path / "tags.txt").write_text("1girl\n")
     with pytest.raises(TaggerLoadError, match=r"cannot load .*model-broken\.h5"):
         load_tagger(default_registry().resolve(f"deepdanbooru:{tmp_path}"))
+
+
+def test_without_keras_a_project_cannot_run_and_says_which_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # None in sys.modules is how Python marks a module as absent: find_spec gives None, import fails.
+    monkeypatch.setitem(sys.modules, "keras", None)
+    (tmp_path / "model-x.h5").touch()
+    (tmp_path / "tags.txt").write_text("1girl\n")
+    spec = default_registry().resolve(f"deepdanbooru:{tmp_path}")
+    extra = "pip install 'pytest-tagger-showdown[deepdanbooru]'"
+    assert unavailable_reason(spec) == f"keras is not installed ({extra})"
+    with pytest.raises(TaggerLoadError, match=r"needs Keras with TensorFlow: pip install"):
+        load_tagger(spec)
+
+
+def test_this_module_skips_cleanly_where_keras_is_not_installed(tmp_path: Path) -> None:
+    """Runs this file in a fresh interpreter where keras and tensorflow are absent."""
+    script = (
+        "import sys; sys.modules['keras'] = sys.modules['tensorflow'] = None; import pytest; "
+        f"sys.exit(pytest.main([{__file__!r}, '-p', 'no:randomly', '-p', 'no:cacheprovider', '-rs', "
+        "'-k', 'not skips_cleanly']))"
+    )
+    env = {**os.environ, "PYTEST_ADDOPTS": f"--basetemp={tmp_path / 'run'}"}
+    env.pop("PYTEST_XDIST_WORKER", None)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=Path(__file__).parents[3]
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = done.stdout.strip().splitlines()[-1]
+    # Three tests need no Keras; six need it (five build or load a model, one checks availability).
+    assert " 3 passed, 6 skipped, 1 deselected " in f" {summary} ", done.stdout
+    assert "keras is not installed" in done.stdout

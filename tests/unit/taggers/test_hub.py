@@ -220,7 +220,7 @@ def test_fixed_batch_of_one_still_takes_a_batch(fake_hub: FakeHub, wd14_files: d
 
 def test_input_size_and_names_come_from_the_model() -> None:
     """A folder whose model takes 224 pixels through differently named tensors (``onnx:PATH``)."""
-    from fixtures.onnx_model import Dense, build_wd14_onnx, write_selected_tags
+    from fixtures.generators.onnx_model import Dense, build_wd14_onnx, write_selected_tags
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
