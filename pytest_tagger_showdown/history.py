@@ -11,7 +11,6 @@ A run is named on the command line by a file path, by a saved run's number or na
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 from collections.abc import Iterable, Mapping, Sequence
@@ -176,27 +175,3 @@ def format_history(runs: Sequence[SavedRun], tagger: str | None = None) -> str:
         missingval="-",
     )
     return table
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """``tagger-showdown history``'s options."""
-    parser.add_argument(
-        "runs",
-        nargs="*",
-        metavar="RUN",
-        help="saved runs or --showdown-json files to list (default: every saved run in the storage)",
-    )
-    parser.add_argument(
-        "--storage",
-        default=str(DEFAULT_STORAGE),
-        help="pytest-benchmark's storage folder (--benchmark-storage; default .benchmarks)",
-    )
-    parser.add_argument("--tagger", help="only this tagger")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Print the history table."""
-    storage = storage_path(args.storage)
-    runs = [find_run(spec, storage) for spec in args.runs] if args.runs else saved_runs(storage)
-    print(format_history(runs, args.tagger))
-    return 0

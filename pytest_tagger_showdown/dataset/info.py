@@ -1,8 +1,7 @@
-"""``tagger-showdown info``: what a dataset holds, so a user can check a fetch before a showdown."""
+"""What a dataset holds (``tagger-showdown info``), so a user can check a fetch before a showdown."""
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections import Counter
 from dataclasses import dataclass
@@ -108,16 +107,3 @@ def format_info(info: DatasetInfo) -> str:
             f"page skip {query['page_skip']} x {query['page_size']}, variant {query['variant']}"
         )
     return "\n".join(lines)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``info`` subcommand's options."""
-    parser.add_argument("--db", required=True, type=Path, metavar="PATH", help="dataset file")
-    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
-
-
-def run(args: argparse.Namespace) -> int:
-    """``tagger-showdown info``."""
-    info = dataset_info(args.db)
-    print(json.dumps(info.to_dict(), indent=2) if args.json else format_info(info))
-    return 0

@@ -18,9 +18,11 @@ from urllib.parse import parse_qs
 import pytest
 
 from pytest_tagger_showdown import cli
+from pytest_tagger_showdown.cli import build_parser
 from pytest_tagger_showdown.dataset import Dataset
 from pytest_tagger_showdown.dataset.danbooru import post_from_json, unusable_reason
 from pytest_tagger_showdown.dataset.fetch import BarProgress, LineProgress, make_progress
+from pytest_tagger_showdown.settings import parse_ratings
 from pytest_tagger_showdown.taggers.preprocess import decode_image
 from pytest_tagger_showdown.tags import TagCategory
 from tests.fakes.danbooru import FakeDanbooru, first_frame_colour
@@ -317,7 +319,9 @@ def test_with_tag_relations_stores_the_aliases_and_implications_of_the_dataset_t
     ("args", "message"),
     [
         (["--page-size", "500"], "must be between 1 and 200"),
-        (["--ratings", "g,x"], "unknown rating 'x'"),
+        (["--ratings", "g,x"], "argument --ratings: unknown rating(s) x: use g, s, q, e"),
+        # The rule of pytest's --showdown-ratings: codes only, never a spelled-out name.
+        (["--ratings", "general"], "argument --ratings: unknown rating(s) general: use g, s, q, e"),
         (["--tags", "rating:g"], "must not contain rating:"),
         (["--concurrency", "0"], "must be between 1 and 32"),
         (["--variant", "huge"], "invalid choice"),
@@ -330,6 +334,24 @@ def test_bad_options_are_usage_errors(
         cli.main(["fetch", "--db", str(tmp_path / "data.db"), *args])
     assert raised.value.code == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text", ["general", "g,explicit", "x", ",", "G,s"])
+def test_fetch_reads_ratings_by_the_rule_of_showdown_ratings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str
+) -> None:
+    """Whatever ``--showdown-ratings`` accepts or refuses, ``fetch --ratings`` does the same."""
+    try:
+        expected: tuple[str, ...] | str = parse_ratings(text)
+    except ValueError as exc:
+        expected = str(exc)
+    try:
+        parsed = build_parser().parse_args(["fetch", "--db", str(tmp_path / "x.db"), "--ratings", text])
+    except SystemExit:
+        assert isinstance(expected, str)
+        assert f"argument --ratings: {expected}" in capsys.readouterr().err
+    else:
+        assert parsed.ratings == expected
 
 
 def test_half_the_credentials_is_an_error(
