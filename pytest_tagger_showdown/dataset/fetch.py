@@ -6,7 +6,8 @@ not fully tagged yet), then take the next ``per_rating`` usable posts, newest fi
 Why a fetch killed at any moment resumes exactly:
 
 - The first run records its query (API URL, extra tags, page skip, page size, variant) in the
-  dataset's ``meta`` table and, per rating, the ``b<id>`` cursor just below the skipped pages. A rerun
+  dataset's ``meta`` table and, per rating, the ``b<id>`` cursor just below the skipped pages, together
+  with the first post (or skip) it stores: a run that stores nothing pins nothing. A rerun
   walks from the same cursor, so it sees the same posts though Danbooru got uploads meanwhile, and it
   refuses other query options rather than mix two samples in one dataset.
 - A post goes in together with its verified image in one SQLite transaction (``Dataset.add_post``),
@@ -221,8 +222,33 @@ def fetch_image(
     return data, "original" if source.original else "sample"
 
 
-def _check_query(dataset: Dataset, api_url: str, options: FetchOptions) -> None:
-    """Record the query of a new dataset; refuse to mix another query into an existing one."""
+class _Pins:
+    """The query and cursors a fetch pins in the dataset, held back until it first stores something.
+
+    A fetch that stores nothing (a wrong ``--api-url``, Danbooru down) must leave the file as it was,
+    or its retry with the right options would be refused as "another query".
+    """
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+        self.pending: dict[str, str] = {}
+
+    def get(self, key: str) -> str | None:
+        return self.pending.get(key, self.dataset.meta(key))
+
+    def put(self, key: str, value: str) -> None:
+        self.pending[key] = value
+
+    def flush(self) -> None:
+        """Write what is pending; called before each post or skip is stored."""
+        for key, value in self.pending.items():
+            self.dataset.set_meta(key, value)
+        self.pending.clear()
+
+
+def _check_query(pins: _Pins, api_url: str, options: FetchOptions) -> None:
+    """Pin the query of a new dataset; refuse to mix another query into an existing one."""
+    dataset = pins.dataset
     wanted = options.fingerprint(api_url)
     stored = dataset.meta(QUERY_KEY)
     if stored is None:
@@ -231,7 +257,7 @@ def _check_query(dataset: Dataset, api_url: str, options: FetchOptions) -> None:
                 f"{dataset.path} holds posts that `tagger-showdown fetch` did not fetch; "
                 "fetch into a new --db"
             )
-        dataset.set_meta(QUERY_KEY, json.dumps(wanted, sort_keys=True))
+        pins.put(QUERY_KEY, json.dumps(wanted, sort_keys=True))
         return
     recorded = json.loads(stored)
     changed = [
@@ -246,23 +272,24 @@ def _check_query(dataset: Dataset, api_url: str, options: FetchOptions) -> None:
         )
 
 
-def _start_cursor(dataset: Dataset, client: DanbooruClient, options: FetchOptions, rating: str) -> int:
-    stored = dataset.meta(cursor_key(rating))
+def _start_cursor(pins: _Pins, client: DanbooruClient, options: FetchOptions, rating: str) -> int:
+    stored = pins.get(cursor_key(rating))
     if stored is not None:
         return int(stored)
     cursor = client.newest_cursor(options.query(rating), options.page_skip * options.page_size)
-    dataset.set_meta(cursor_key(rating), str(cursor))
+    pins.put(cursor_key(rating), str(cursor))
     return cursor
 
 
 def _fetch_rating(
-    dataset: Dataset,
+    pins: _Pins,
     client: DanbooruClient,
     options: FetchOptions,
     rating: str,
     pool: ThreadPoolExecutor,
     progress: Progress,
 ) -> RatingResult:
+    dataset = pins.dataset
     result = RatingResult(rating, options.per_rating)
     complete = {post.id for post in dataset.posts([rating]) if dataset.has_image(post.id)}
     result.have = len(complete)
@@ -272,6 +299,7 @@ def _fetch_rating(
 
     def skip(post_id: int, reason: str, raw: Mapping[str, Any]) -> None:
         if recorded.get(post_id) != reason:
+            pins.flush()
             dataset.skip(post_id, reason, raw)
         result.skipped[reason] += 1
         progress.skipped(rating, post_id, reason)
@@ -287,6 +315,7 @@ def _fetch_rating(
                 skip(post.id, exc.reason, raw)
                 continue
             created_at = raw.get("created_at")
+            pins.flush()
             dataset.add_post(
                 post,
                 raw,
@@ -300,7 +329,7 @@ def _fetch_rating(
 
     try:
         if result.have < result.target:
-            cursor = _start_cursor(dataset, client, options, rating)
+            cursor = _start_cursor(pins, client, options, rating)
             for raw in client.iter_posts(options.query(rating), page_size=options.page_size, before=cursor):
                 while pending and result.have + len(pending) >= result.target:
                     settle()
@@ -347,14 +376,20 @@ def fetch_dataset(
     options: FetchOptions,
     progress: Progress | None = None,
 ) -> FetchResult:
-    """Bring ``dataset`` up to ``options.per_rating`` verified posts per rating."""
-    _check_query(dataset, client.api_url, options)
+    """Bring ``dataset`` up to ``options.per_rating`` verified posts per rating.
+
+    The query and each rating's cursor are pinned in the dataset with the first post or skip stored,
+    so a fetch that stores nothing leaves no trace. Raises :class:`FetchError` when Danbooru cannot be
+    reached or the dataset was fetched with other options.
+    """
+    pins = _Pins(dataset)
+    _check_query(pins, client.api_url, options)
     report: Progress = progress or LineProgress(sys.stderr)
     result = FetchResult()
     pool = ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="danbooru")
     try:
         for rating in options.ratings:
-            result.ratings.append(_fetch_rating(dataset, client, options, rating, pool, report))
+            result.ratings.append(_fetch_rating(pins, client, options, rating, pool, report))
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     if options.with_tag_relations:

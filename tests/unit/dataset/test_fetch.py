@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import random
 import sqlite3
 import subprocess
@@ -239,6 +240,26 @@ def test_changed_query_options_are_refused_with_one_line(
         f"tagger-showdown: error: {db} was fetched with --page-skip 1 (now 2); use the same options to "
         "resume or extend it, or fetch into a new --db"
     ]
+
+
+def test_a_fetch_that_stored_nothing_pins_nothing_so_the_retry_works(
+    danbooru: FakeDanbooru, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    populate(danbooru, per_rating=2, ratings="g")
+    db = tmp_path / "data.db"
+    wrong = cli.main(["fetch", "--db", str(db), "--api-url", f"{danbooru.url}/typo", "--ratings", "g"])
+    err = capsys.readouterr().err
+    assert wrong == 2
+    assert "tagger-showdown: error: GET /posts.json answered HTTP 404" in err
+    with Dataset(db) as dataset:
+        assert dataset.count() == 0
+        assert dataset.meta("fetch.query") is None
+        assert dataset.meta("fetch.cursor.g") is None
+    run = fetch(capsys, danbooru, db, "--ratings", "g", "--per-rating", "2")
+    assert (run.code, run.err.count("error")) == (0, 0)
+    with Dataset(db) as dataset:
+        assert dataset.count() == 2
+        assert json.loads(dataset.meta("fetch.query") or "{}")["api_url"] == danbooru.url
 
 
 def test_a_dataset_not_made_by_fetch_is_refused(
