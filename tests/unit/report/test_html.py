@@ -137,5 +137,6 @@ def test_outputs_written_together(tmp_path: Path) -> None:
     assert (rows[1]["post_id"], float(rows[1]["score"])) == ("11", -0.5)
     assert float(first["distance_score"]) == pytest.approx(run.distance_scores["<b>model</b>", 10])
     control = [r for r in rows if r["tagger"] == "control"]
-    assert {r["score"] for r in control} == {"1.0"}
-    assert {r["distance_score"] for r in control} == {"1.0"}
+    assert {r["score"] for r in control} == {"1"}
+    assert {r["distance_score"] for r in control} == {"1"}
+    assert {r["inference_s"] for r in rows} == {"0.02"}  # 6 significant digits, no binary noise
