@@ -15,7 +15,6 @@ from pytest_tagger_showdown.cli import EXIT_BROKEN_PIPE
 from pytest_tagger_showdown.dataset import Dataset
 from pytest_tagger_showdown.dataset.schema import SCHEMA_VERSION
 from tests.datasets import four_ratings
-from tests.unit.test_history import save, showdown_document
 
 
 def command(*args: str | Path, stdout: int | None = subprocess.PIPE) -> subprocess.CompletedProcess[str]:
@@ -114,7 +113,11 @@ def test_info_into_a_closed_pipe_ends_quietly(tmp_path: Path, json_flag: tuple[s
 
 def test_history_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
     storage = tmp_path / ".benchmarks"
-    save(storage, "0001_first", showdown_document({"a": [0.2, 0.4]}))
+    document = {"posts": [], "taggers": {"a": {"images": 2, "avg_score": 0.3}}}
+    (storage / "Linux-CPython-3.11-64bit").mkdir(parents=True)
+    (storage / "Linux-CPython-3.11-64bit" / "0001_first.json").write_text(
+        json.dumps({"benchmarks": [], "tagger_showdown": document})
+    )
     done = closed_pipe_run("history", "--storage", storage)
     assert (done.returncode, done.stderr) == (EXIT_BROKEN_PIPE, "")
 
