@@ -3,6 +3,7 @@
 The public API is re-exported here; everything else is private to the package.
 """
 
+from .dataframe import load_results_frame
 from .dataset import Dataset, Post
 from .errors import (
     DatasetError,
@@ -45,6 +46,7 @@ __all__ = [
     "Thresholds",
     "UnknownTaggerError",
     "default_registry",
+    "load_results_frame",
     "load_tagger",
     "score_prediction",
 ]

@@ -1,27 +1,229 @@
 """The ``tagger-showdown`` command: dataset and tagger housekeeping that needs no pytest run.
 
-Each subcommand is a thin argparse wrapper over a library function; the showdown itself runs in pytest
-(``pytest --tagger NAME``).
+All argument parsing and printing lives here; each subcommand hands its parsed options to plain
+library functions (``fetch_dataset``, ``dataset_info``, ``find_run``, ``compare_runs``...). The
+showdown itself runs in pytest (``pytest --tagger NAME``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+from typing import Final
 
 from . import compare, history
 from .dataset import fetch, info
-from .dataset.store import Dataset
+from .dataset.danbooru import DEFAULT_API_URL, MAX_PAGE_SIZE, Credentials, DanbooruClient, RetryPolicy
+from .dataset.store import Dataset, migrate_dataset
 from .errors import ShowdownError
+from .settings import parse_ratings
 from .taggers import listing
+from .tags import RATINGS
+
+#: Exit status after a reader closed our output early (``tagger-showdown info | head``): the status a
+#: shell reports for a program ended by SIGPIPE (128 + 13), as ``yes | head`` gives.
+EXIT_BROKEN_PIPE: Final = 141
+
+
+# -- option types: each raises ArgumentTypeError, which argparse turns into a usage error (exit 2) ---
+
+
+def _bounded_int(low: int, high: int | None = None) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < low or (high is not None and value > high):
+            bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise argparse.ArgumentTypeError(f"must be {bounds}, not {value}")
+        return value
+
+    return parse
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
+    return value
+
+
+def _ratings(text: str) -> tuple[str, ...]:
+    """The same rule as pytest's ``--showdown-ratings`` (:func:`settings.parse_ratings`)."""
+    try:
+        return parse_ratings(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _tags(text: str) -> str:
+    if any(term.lower().lstrip("-~").startswith("rating:") for term in text.split()):
+        raise argparse.ArgumentTypeError("--tags must not contain rating:, use --ratings")
+    return text
+
+
+# -- subcommands -----------------------------------------------------------------------------------
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    with Dataset(args.db, writable=True):
-        pass
-    print(f"{args.db}: schema is up to date")
+    old, new = migrate_dataset(args.db)
+    done = f"migrated from version {old} to {new}" if old != new else f"version {new} is up to date"
+    print(f"{args.db}: schema {done}")
     return 0
+
+
+def _add_fetch(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = (
+        "Credentials come from the environment only: DANBOORU_LOGIN and DANBOORU_API_KEY. "
+        "Rerun the same command to resume an interrupted fetch; raise --per-rating to extend a dataset."
+    )
+    parser.add_argument(
+        "--db", required=True, type=Path, metavar="PATH", help="dataset file to create or extend"
+    )
+    parser.add_argument(
+        "--per-rating", type=_bounded_int(1), default=50, metavar="N", help="posts per rating (default 50)"
+    )
+    parser.add_argument(
+        "--ratings", type=_ratings, default=RATINGS, metavar="LIST", help="ratings to fetch (default g,s,q,e)"
+    )
+    parser.add_argument(
+        "--tags", type=_tags, default="", help="extra search tags added to each rating's query"
+    )
+    parser.add_argument(
+        "--page-skip",
+        type=_bounded_int(0),
+        default=0,
+        metavar="P",
+        help="skip the newest P pages of each rating, whose tags are still incomplete "
+        "(the study used 150; default 0)",
+    )
+    parser.add_argument(
+        "--page-size",
+        type=_bounded_int(1, MAX_PAGE_SIZE),
+        default=20,
+        metavar="N",
+        help="posts per page, as in Danbooru's listing (default 20)",
+    )
+    parser.add_argument(
+        "--variant",
+        choices=("original", "sample"),
+        default="original",
+        help="store the original file (md5-verified) or the ~850 px sample JPEG (default original)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=_bounded_int(1, fetch.MAX_CONCURRENCY),
+        default=4,
+        metavar="N",
+        help=f"parallel image downloads (1 to {fetch.MAX_CONCURRENCY}, default 4)",
+    )
+    parser.add_argument(
+        "--api-url",
+        default=DEFAULT_API_URL,
+        metavar="URL",
+        help=f"Danbooru to ask (default {DEFAULT_API_URL})",
+    )
+    parser.add_argument(
+        "--with-tag-relations",
+        action="store_true",
+        help="also fetch the aliases and implications of the dataset's tags",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=60.0,
+        metavar="SECONDS",
+        help="seconds to wait for Danbooru to answer (default 60)",
+    )
+    parser.add_argument(
+        "--max-retry-time",
+        type=_positive_float,
+        default=300.0,
+        metavar="SECONDS",
+        help="seconds one request may spend on retries before the fetch gives up (default 300)",
+    )
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    """0 when every rating is complete, 1 when some ran out of posts, 130 when interrupted."""
+    logging.basicConfig(level=logging.WARNING, format="tagger-showdown: %(message)s")
+    options = fetch.FetchOptions(
+        per_rating=args.per_rating,
+        ratings=args.ratings,
+        tags=args.tags,
+        page_skip=args.page_skip,
+        page_size=args.page_size,
+        variant=args.variant,
+        concurrency=args.concurrency,
+        with_tag_relations=args.with_tag_relations,
+    )
+    retry = RetryPolicy(max_time=args.max_retry_time, read_timeout=args.timeout)
+    progress = fetch.make_progress(sys.stderr)
+    redirect: AbstractContextManager[object] = nullcontext()
+    if isinstance(progress, fetch.BarProgress):
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
+        redirect = logging_redirect_tqdm()
+    with (
+        DanbooruClient(args.api_url, Credentials.from_env(), retry=retry) as client,
+        Dataset(args.db, writable=True) as dataset,
+        redirect,
+    ):
+        try:
+            result = fetch.fetch_dataset(dataset, client, options, progress)
+        except KeyboardInterrupt:
+            print("tagger-showdown: interrupted; run the same command again to resume", file=sys.stderr)
+            return 130
+    print(fetch.format_result(result, args.db))
+    return 0 if result.complete else 1
+
+
+def _info(args: argparse.Namespace) -> int:
+    summary = info.dataset_info(args.db)
+    print(json.dumps(summary.to_dict(), indent=2) if args.json else info.format_info(summary))
+    return 0
+
+
+def _add_storage(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--storage",
+        default=str(history.DEFAULT_STORAGE),
+        help="pytest-benchmark's storage folder (--benchmark-storage; default .benchmarks)",
+    )
+
+
+def _history(args: argparse.Namespace) -> int:
+    storage = history.storage_path(args.storage)
+    runs = (
+        [history.find_run(spec, storage) for spec in args.runs] if args.runs else history.saved_runs(storage)
+    )
+    print(history.format_history(runs, args.tagger))
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    """Exit status 1 when a tagger regressed by the gate rule, as in CI."""
+    storage = history.storage_path(args.storage)
+    before, after = history.find_run(args.before, storage), history.find_run(args.after, storage)
+    comparison = compare.compare_runs(
+        before.document, after.document, resamples=args.resamples, seed=args.seed, top=args.top
+    )
+    print(f"{before.name} -> {after.name} (paired bootstrap over posts, 95% CI)")
+    print(compare.format_comparison(comparison, args.margin))
+    failures = compare.regression_failures(comparison, args.margin, before.name)
+    for failure in failures:
+        print(f"REGRESSION {failure}")
+    return 1 if failures else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,25 +232,58 @@ def build_parser() -> argparse.ArgumentParser:
         description="Build and inspect tagger-showdown datasets, taggers and saved runs.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    migrate = commands.add_parser("migrate", help="bring a dataset's schema up to date")
-    migrate.add_argument("--db", required=True, help="dataset file")
+
+    migrate = commands.add_parser(
+        "migrate", help="bring an existing dataset's schema up to date (or roll back an interrupted write)"
+    )
+    migrate.add_argument("--db", required=True, type=Path, metavar="PATH", help="dataset file")
     migrate.set_defaults(handler=_migrate)
+
     fetch_command = commands.add_parser(
         "fetch", help="build or extend a dataset from the Danbooru API (resumable)"
     )
-    fetch.add_arguments(fetch_command)
-    fetch_command.set_defaults(handler=fetch.run)
+    _add_fetch(fetch_command)
+    fetch_command.set_defaults(handler=_fetch)
+
     info_command = commands.add_parser("info", help="summarise a dataset")
-    info.add_arguments(info_command)
-    info_command.set_defaults(handler=info.run)
+    info_command.add_argument("--db", required=True, type=Path, metavar="PATH", help="dataset file")
+    info_command.add_argument("--json", action="store_true", help="print the summary as JSON")
+    info_command.set_defaults(handler=_info)
+
     history_command = commands.add_parser("history", help="list saved runs by tagger (score, F1, runtime)")
-    history.add_arguments(history_command)
-    history_command.set_defaults(handler=history.run)
+    history_command.add_argument(
+        "runs",
+        nargs="*",
+        metavar="RUN",
+        help="saved runs or --showdown-json files to list (default: every saved run in the storage)",
+    )
+    _add_storage(history_command)
+    history_command.add_argument("--tagger", help="only this tagger")
+    history_command.set_defaults(handler=_history)
+
     compare_command = commands.add_parser(
         "compare", help="compare two runs per tagger with a paired bootstrap (exit 1 on a regression)"
     )
-    compare.add_arguments(compare_command)
-    compare_command.set_defaults(handler=compare.run)
+    compare_command.add_argument(
+        "before", metavar="RUN_A", help="the earlier run: a file, a saved run number, latest"
+    )
+    compare_command.add_argument("after", metavar="RUN_B", help="the later run")
+    _add_storage(compare_command)
+    compare_command.add_argument(
+        "--margin",
+        type=float,
+        default=compare.DEFAULT_MARGIN,
+        help=f"a drop beyond this with a CI below 0 is a regression (default {compare.DEFAULT_MARGIN})",
+    )
+    compare_command.add_argument(
+        "--resamples", type=_bounded_int(1), default=compare.DEFAULT_RESAMPLES, help="bootstrap resamples"
+    )
+    compare_command.add_argument("--seed", type=int, default=compare.SEED, help="bootstrap seed")
+    compare_command.add_argument(
+        "--top", type=_bounded_int(0), default=5, help="tags listed as gained and lost most"
+    )
+    compare_command.set_defaults(handler=_compare)
+
     taggers_command = commands.add_parser(
         "taggers", help="list every known tagger, its source, and whether it can run here"
     )
@@ -57,13 +292,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's last flush cannot fail on the closed pipe again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return int(args.handler(args))
+        code = int(args.handler(args))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader stopped early (`| head`): what it wanted was printed; end quietly, as Unix tools do.
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except ShowdownError as exc:
         print(f"tagger-showdown: error: {exc}", file=sys.stderr)
         return 2
+    return code
 
 
 if __name__ == "__main__":

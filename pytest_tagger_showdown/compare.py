@@ -16,7 +16,6 @@ So noise alone (an interval around zero) never fails a run, and neither does a r
 
 from __future__ import annotations
 
-import argparse
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -273,36 +272,3 @@ def gate_against(
     """Compare a finished run (``after``) with a saved one and apply the gate rule."""
     comparison = compare_runs(before, after)
     return CompareGate(label, margin, comparison, tuple(regression_failures(comparison, margin, label)))
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """``tagger-showdown compare``'s options."""
-    parser.add_argument("before", metavar="RUN_A", help="the earlier run: a file, a saved run number, latest")
-    parser.add_argument("after", metavar="RUN_B", help="the later run")
-    parser.add_argument("--storage", default=".benchmarks", help="pytest-benchmark's storage folder")
-    parser.add_argument(
-        "--margin",
-        type=float,
-        default=DEFAULT_MARGIN,
-        help=f"a drop beyond this with a CI below 0 is a regression (default {DEFAULT_MARGIN})",
-    )
-    parser.add_argument("--resamples", type=int, default=DEFAULT_RESAMPLES, help="bootstrap resamples")
-    parser.add_argument("--seed", type=int, default=SEED, help="bootstrap seed")
-    parser.add_argument("--top", type=int, default=5, help="tags listed as gained and lost most")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Print the comparison; exit status 1 when a tagger regressed by the gate rule (as in CI)."""
-    from .history import find_run, storage_path
-
-    storage = storage_path(args.storage)
-    before, after = find_run(args.before, storage), find_run(args.after, storage)
-    comparison = compare_runs(
-        before.document, after.document, resamples=args.resamples, seed=args.seed, top=args.top
-    )
-    print(f"{before.name} -> {after.name} (paired bootstrap over posts, 95% CI)")
-    print(format_comparison(comparison, args.margin))
-    failures = regression_failures(comparison, args.margin, before.name)
-    for failure in failures:
-        print(f"REGRESSION {failure}")
-    return 1 if failures else 0

@@ -11,15 +11,13 @@ A run is named on the command line by a file path, by a saved run's number or na
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
-
-from tabulate import tabulate
 
 from .errors import ShowdownError
 
@@ -70,14 +68,12 @@ def read_run(path: Path) -> SavedRun:
     if not isinstance(data, dict):
         raise ShowdownError(f"{path} is not a saved run (expected a JSON object)")
     if DOCUMENT_KEY in data:
-        commit = data.get("commit_info") or {}
-        commit_id = commit.get("id")
         return SavedRun(
             name=path.stem,
             path=path,
             document=data[DOCUMENT_KEY],
             datetime=data.get("datetime"),
-            commit=f"{commit_id[:8]}{'+' if commit.get('dirty') else ''}" if commit_id else None,
+            commit=_commit_label(data.get("commit_info") or {}),
         )
     if "posts" in data and "taggers" in data:
         return SavedRun(name=path.stem, path=path, document=data, datetime=data.get("created"))
@@ -129,6 +125,28 @@ def find_run(spec: str, storage: Path = DEFAULT_STORAGE) -> SavedRun:
     return read_run(matches[0])
 
 
+#: How the history table writes each number column; everything else is shown as it is.
+_NUMBER_FORMATS: Final = {
+    "images": "{:.0f}",
+    "avg score": "{:.3f}",
+    "F1": "{:.3f}",
+    "F1@P=R": "{:.3f}",
+    "mAP": "{:.3f}",
+    "distance score": "{:.3f}",
+    "avg s/img": "{:.4f}",
+}
+
+
+def _commit_label(commit: Mapping[str, Any]) -> str | None:
+    """A git hash shortened to 8 digits (``+`` when dirty); other ids (``unversioned``) whole."""
+    commit_id = commit.get("id")
+    if not commit_id:
+        return None
+    text = str(commit_id)
+    short = text[:8] if re.fullmatch(r"[0-9a-f]{12,}", text) else text
+    return f"{short}{'+' if commit.get('dirty') else ''}"
+
+
 def history_rows(runs: Iterable[SavedRun], tagger: str | None = None) -> list[dict[str, Any]]:
     """One row per (run, tagger): the headline numbers of each saved run."""
     rows: list[dict[str, Any]] = []
@@ -157,46 +175,25 @@ def history_rows(runs: Iterable[SavedRun], tagger: str | None = None) -> list[di
 
 
 def format_history(runs: Sequence[SavedRun], tagger: str | None = None) -> str:
-    """The runs as a table grouped by tagger, oldest run first within a tagger."""
+    """The runs as a table grouped by tagger, oldest run first within a tagger.
+
+    Every cell is written whole: text (run names, commits such as ``unversioned``) as it is, numbers
+    with the digits of :data:`_NUMBER_FORMATS`; a column no run has is left out.
+    """
     import pandas as pd  # type: ignore[import-untyped]  # pandas ships no type information
 
     rows = history_rows(runs, tagger)
     if not rows:
         return "no saved run with showdown results" + (f" for {tagger}" if tagger else "")
-    frame = pd.DataFrame(rows)
-    frame = frame.dropna(axis="columns", how="all")
-    frame["_order"] = range(len(frame))
-    frame = frame.sort_values(["tagger", "_order"], kind="stable").drop(columns="_order")
-    cells = frame.astype(object).where(frame.notna(), None)
-    table: str = tabulate(
-        cells.to_numpy().tolist(),
-        headers=list(frame.columns),
+    frame = pd.DataFrame(rows).dropna(axis="columns", how="all").sort_values("tagger", kind="stable")
+    for column, spec in _NUMBER_FORMATS.items():
+        if column in frame:
+            frame[column] = frame[column].map(lambda v, spec=spec: None if pd.isna(v) else spec.format(v))
+    cells = frame.astype(object).where(frame.notna(), "-")
+    table: str = cells.to_markdown(
+        index=False,
         tablefmt="github",
-        floatfmt=[".4f" if column == "avg s/img" else ".3f" for column in frame.columns],
-        missingval="-",
+        disable_numparse=True,
+        colalign=["right" if column in _NUMBER_FORMATS else "left" for column in cells.columns],
     )
     return table
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """``tagger-showdown history``'s options."""
-    parser.add_argument(
-        "runs",
-        nargs="*",
-        metavar="RUN",
-        help="saved runs or --showdown-json files to list (default: every saved run in the storage)",
-    )
-    parser.add_argument(
-        "--storage",
-        default=str(DEFAULT_STORAGE),
-        help="pytest-benchmark's storage folder (--benchmark-storage; default .benchmarks)",
-    )
-    parser.add_argument("--tagger", help="only this tagger")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Print the history table."""
-    storage = storage_path(args.storage)
-    runs = [find_run(spec, storage) for spec in args.runs] if args.runs else saved_runs(storage)
-    print(format_history(runs, args.tagger))
-    return 0

@@ -6,7 +6,8 @@ not fully tagged yet), then take the next ``per_rating`` usable posts, newest fi
 Why a fetch killed at any moment resumes exactly:
 
 - The first run records its query (API URL, extra tags, page skip, page size, variant) in the
-  dataset's ``meta`` table and, per rating, the ``b<id>`` cursor just below the skipped pages. A rerun
+  dataset's ``meta`` table and, per rating, the ``b<id>`` cursor just below the skipped pages, together
+  with the first post (or skip) it stores: a run that stores nothing pins nothing. A rerun
   walks from the same cursor, so it sees the same posts though Danbooru got uploads meanwhile, and it
   refuses other query options rather than mix two samples in one dataset.
 - A post goes in together with its verified image in one SQLite transaction (``Dataset.add_post``),
@@ -18,32 +19,25 @@ Why a fetch killed at any moment resumes exactly:
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
 from collections import Counter
 from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal, Protocol, TextIO
 
 from tqdm import tqdm
-from tqdm.contrib.logging import logging_redirect_tqdm
 
 from ..errors import ImageError
 from ..taggers.preprocess import decode_image
-from ..tags import RATINGS, normalize_rating
+from ..tags import RATINGS
 from .danbooru import (
-    DEFAULT_API_URL,
-    MAX_PAGE_SIZE,
-    Credentials,
     DanbooruClient,
     DownloadError,
     FetchError,
-    RetryPolicy,
     image_source,
     post_from_json,
     unusable_reason,
@@ -228,8 +222,33 @@ def fetch_image(
     return data, "original" if source.original else "sample"
 
 
-def _check_query(dataset: Dataset, api_url: str, options: FetchOptions) -> None:
-    """Record the query of a new dataset; refuse to mix another query into an existing one."""
+class _Pins:
+    """The query and cursors a fetch pins in the dataset, held back until it first stores something.
+
+    A fetch that stores nothing (a wrong ``--api-url``, Danbooru down) must leave the file as it was,
+    or its retry with the right options would be refused as "another query".
+    """
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+        self.pending: dict[str, str] = {}
+
+    def get(self, key: str) -> str | None:
+        return self.pending.get(key, self.dataset.meta(key))
+
+    def put(self, key: str, value: str) -> None:
+        self.pending[key] = value
+
+    def flush(self) -> None:
+        """Write what is pending; called before each post or skip is stored."""
+        for key, value in self.pending.items():
+            self.dataset.set_meta(key, value)
+        self.pending.clear()
+
+
+def _check_query(pins: _Pins, api_url: str, options: FetchOptions) -> None:
+    """Pin the query of a new dataset; refuse to mix another query into an existing one."""
+    dataset = pins.dataset
     wanted = options.fingerprint(api_url)
     stored = dataset.meta(QUERY_KEY)
     if stored is None:
@@ -238,7 +257,7 @@ def _check_query(dataset: Dataset, api_url: str, options: FetchOptions) -> None:
                 f"{dataset.path} holds posts that `tagger-showdown fetch` did not fetch; "
                 "fetch into a new --db"
             )
-        dataset.set_meta(QUERY_KEY, json.dumps(wanted, sort_keys=True))
+        pins.put(QUERY_KEY, json.dumps(wanted, sort_keys=True))
         return
     recorded = json.loads(stored)
     changed = [
@@ -253,23 +272,24 @@ def _check_query(dataset: Dataset, api_url: str, options: FetchOptions) -> None:
         )
 
 
-def _start_cursor(dataset: Dataset, client: DanbooruClient, options: FetchOptions, rating: str) -> int:
-    stored = dataset.meta(cursor_key(rating))
+def _start_cursor(pins: _Pins, client: DanbooruClient, options: FetchOptions, rating: str) -> int:
+    stored = pins.get(cursor_key(rating))
     if stored is not None:
         return int(stored)
     cursor = client.newest_cursor(options.query(rating), options.page_skip * options.page_size)
-    dataset.set_meta(cursor_key(rating), str(cursor))
+    pins.put(cursor_key(rating), str(cursor))
     return cursor
 
 
 def _fetch_rating(
-    dataset: Dataset,
+    pins: _Pins,
     client: DanbooruClient,
     options: FetchOptions,
     rating: str,
     pool: ThreadPoolExecutor,
     progress: Progress,
 ) -> RatingResult:
+    dataset = pins.dataset
     result = RatingResult(rating, options.per_rating)
     complete = {post.id for post in dataset.posts([rating]) if dataset.has_image(post.id)}
     result.have = len(complete)
@@ -279,6 +299,7 @@ def _fetch_rating(
 
     def skip(post_id: int, reason: str, raw: Mapping[str, Any]) -> None:
         if recorded.get(post_id) != reason:
+            pins.flush()
             dataset.skip(post_id, reason, raw)
         result.skipped[reason] += 1
         progress.skipped(rating, post_id, reason)
@@ -294,6 +315,7 @@ def _fetch_rating(
                 skip(post.id, exc.reason, raw)
                 continue
             created_at = raw.get("created_at")
+            pins.flush()
             dataset.add_post(
                 post,
                 raw,
@@ -307,7 +329,7 @@ def _fetch_rating(
 
     try:
         if result.have < result.target:
-            cursor = _start_cursor(dataset, client, options, rating)
+            cursor = _start_cursor(pins, client, options, rating)
             for raw in client.iter_posts(options.query(rating), page_size=options.page_size, before=cursor):
                 while pending and result.have + len(pending) >= result.target:
                     settle()
@@ -354,14 +376,20 @@ def fetch_dataset(
     options: FetchOptions,
     progress: Progress | None = None,
 ) -> FetchResult:
-    """Bring ``dataset`` up to ``options.per_rating`` verified posts per rating."""
-    _check_query(dataset, client.api_url, options)
+    """Bring ``dataset`` up to ``options.per_rating`` verified posts per rating.
+
+    The query and each rating's cursor are pinned in the dataset with the first post or skip stored,
+    so a fetch that stores nothing leaves no trace. Raises :class:`FetchError` when Danbooru cannot be
+    reached or the dataset was fetched with other options.
+    """
+    pins = _Pins(dataset)
+    _check_query(pins, client.api_url, options)
     report: Progress = progress or LineProgress(sys.stderr)
     result = FetchResult()
     pool = ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="danbooru")
     try:
         for rating in options.ratings:
-            result.ratings.append(_fetch_rating(dataset, client, options, rating, pool, report))
+            result.ratings.append(_fetch_rating(pins, client, options, rating, pool, report))
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     if options.with_tag_relations:
@@ -387,155 +415,3 @@ def format_result(result: FetchResult, db: Path) -> str:
             f"{result.tag_relations['implication']} implications"
         )
     return "\n".join(lines)
-
-
-# -- the command line --------------------------------------------------------------------------
-
-
-def _bounded_int(low: int, high: int | None = None) -> Any:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-        if value < low or (high is not None and value > high):
-            bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
-            raise argparse.ArgumentTypeError(f"must be {bounds}, not {value}")
-        return value
-
-    return parse
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, not {text}")
-    return value
-
-
-def _ratings(text: str) -> tuple[str, ...]:
-    codes = []
-    for part in text.split(","):
-        code = normalize_rating(part)
-        if code not in RATINGS:
-            raise argparse.ArgumentTypeError(f"unknown rating {part.strip()!r}; use g, s, q, e")
-        if code not in codes:
-            codes.append(code)
-    return tuple(codes)
-
-
-def _tags(text: str) -> str:
-    if any(term.lower().lstrip("-~").startswith("rating:") for term in text.split()):
-        raise argparse.ArgumentTypeError("--tags must not contain rating:, use --ratings")
-    return text
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``fetch`` subcommand's options."""
-    parser.epilog = (
-        "Credentials come from the environment only: DANBOORU_LOGIN and DANBOORU_API_KEY. "
-        "Rerun the same command to resume an interrupted fetch; raise --per-rating to extend a dataset."
-    )
-    parser.add_argument(
-        "--db", required=True, type=Path, metavar="PATH", help="dataset file to create or extend"
-    )
-    parser.add_argument(
-        "--per-rating", type=_bounded_int(1), default=50, metavar="N", help="posts per rating (default 50)"
-    )
-    parser.add_argument(
-        "--ratings", type=_ratings, default=RATINGS, metavar="LIST", help="ratings to fetch (default g,s,q,e)"
-    )
-    parser.add_argument(
-        "--tags", type=_tags, default="", help="extra search tags added to each rating's query"
-    )
-    parser.add_argument(
-        "--page-skip",
-        type=_bounded_int(0),
-        default=0,
-        metavar="P",
-        help="skip the newest P pages of each rating, whose tags are still incomplete "
-        "(the study used 150; default 0)",
-    )
-    parser.add_argument(
-        "--page-size",
-        type=_bounded_int(1, MAX_PAGE_SIZE),
-        default=20,
-        metavar="N",
-        help="posts per page, as in Danbooru's listing (default 20)",
-    )
-    parser.add_argument(
-        "--variant",
-        choices=("original", "sample"),
-        default="original",
-        help="store the original file (md5-verified) or the ~850 px sample JPEG (default original)",
-    )
-    parser.add_argument(
-        "--concurrency",
-        type=_bounded_int(1, MAX_CONCURRENCY),
-        default=4,
-        metavar="N",
-        help="parallel image downloads (default 4)",
-    )
-    parser.add_argument(
-        "--api-url",
-        default=DEFAULT_API_URL,
-        metavar="URL",
-        help=f"Danbooru to ask (default {DEFAULT_API_URL})",
-    )
-    parser.add_argument(
-        "--with-tag-relations",
-        action="store_true",
-        help="also fetch the aliases and implications of the dataset's tags",
-    )
-    parser.add_argument(
-        "--timeout",
-        type=_positive_float,
-        default=60.0,
-        metavar="SECONDS",
-        help="seconds to wait for Danbooru to answer (default 60)",
-    )
-    parser.add_argument(
-        "--max-retry-time",
-        type=_positive_float,
-        default=300.0,
-        metavar="SECONDS",
-        help="seconds one request may spend on retries before the fetch gives up (default 300)",
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    """``tagger-showdown fetch``: 0 when every rating is complete, 1 when some ran out of posts."""
-    logging.basicConfig(level=logging.WARNING, format="tagger-showdown: %(message)s")
-    options = FetchOptions(
-        per_rating=args.per_rating,
-        ratings=args.ratings,
-        tags=args.tags,
-        page_skip=args.page_skip,
-        page_size=args.page_size,
-        variant=args.variant,
-        concurrency=args.concurrency,
-        with_tag_relations=args.with_tag_relations,
-    )
-    retry = RetryPolicy(max_time=args.max_retry_time, read_timeout=args.timeout)
-    progress = make_progress(sys.stderr)
-    redirect: AbstractContextManager[object] = (
-        logging_redirect_tqdm() if isinstance(progress, BarProgress) else nullcontext()
-    )
-    with (
-        DanbooruClient(args.api_url, Credentials.from_env(), retry=retry) as client,
-        Dataset(args.db, writable=True) as dataset,
-        redirect,
-    ):
-        try:
-            result = fetch_dataset(dataset, client, options, progress)
-        except KeyboardInterrupt:
-            print(
-                "tagger-showdown: interrupted; run the same command again to resume",
-                file=sys.stderr,
-            )
-            return 130
-    print(format_result(result, args.db))
-    return 0 if result.complete else 1

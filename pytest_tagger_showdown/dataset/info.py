@@ -1,14 +1,15 @@
-"""``tagger-showdown info``: what a dataset holds, so a user can check a fetch before a showdown."""
+"""What a dataset holds (``tagger-showdown info``), so a user can check a fetch before a showdown."""
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import ImageError
+from ..taggers.preprocess import decode_image
 from ..tags import RATING_NAMES, RATINGS, TagCategory
 from .fetch import QUERY_KEY
 from .store import Dataset
@@ -21,8 +22,12 @@ class DatasetInfo:
     path: Path
     posts_per_rating: dict[str, int]
     tags_per_category: dict[str, int]
+    #: Stored images that decode.
     images_present: int
     images_missing: int
+    #: Stored images that do not decode, by post id, with the decoder's reason.
+    images_broken: dict[int, str]
+    #: Decodable images per variant (``original``, ``sample``).
     images_per_variant: dict[str, int]
     #: Post ids the fetcher left out, grouped by reason.
     skipped: dict[str, list[int]]
@@ -42,6 +47,7 @@ class DatasetInfo:
             "tags_per_category": self.tags_per_category,
             "images_present": self.images_present,
             "images_missing": self.images_missing,
+            "images_broken": [{"post_id": i, "reason": r} for i, r in self.images_broken.items()],
             "images_per_variant": self.images_per_variant,
             "skipped": self.skipped,
             "tag_relations": self.tag_relations,
@@ -50,10 +56,19 @@ class DatasetInfo:
 
 
 def dataset_info(path: str | Path) -> DatasetInfo:
-    """Summarise the dataset at ``path`` (opened read-only)."""
+    """Summarise the dataset at ``path`` (opened read-only), decoding every stored image once.
+
+    Raises :class:`DatasetError` for a missing file or one that is not a dataset of this schema.
+    """
     with Dataset(path) as dataset:
         posts = dataset.posts()
         variants = dataset.image_variants()
+        broken: dict[int, str] = {}
+        for post_id in variants:
+            try:
+                decode_image(dataset.image(post_id))
+            except ImageError as exc:
+                broken[post_id] = str(exc)
         skipped: dict[str, list[int]] = {}
         for post_id, reason in dataset.skipped().items():
             skipped.setdefault(reason, []).append(post_id)
@@ -64,14 +79,16 @@ def dataset_info(path: str | Path) -> DatasetInfo:
     for post in posts:
         for tag, category in post.tags.items():
             categories[category].add(tag)
-    present = sum(1 for post in posts if post.id in variants)
+    stored = [post.id for post in posts if post.id in variants]
+    decodable = [post_id for post_id in stored if post_id not in broken]
     return DatasetInfo(
         path=Path(path),
         posts_per_rating={rating: ratings[rating] for rating in RATINGS},
         tags_per_category={category.value: len(tags) for category, tags in categories.items()},
-        images_present=present,
-        images_missing=len(posts) - present,
-        images_per_variant=dict(sorted(Counter(variants.values()).items())),
+        images_present=len(decodable),
+        images_missing=len(posts) - len(stored),
+        images_broken={post_id: broken[post_id] for post_id in stored if post_id in broken},
+        images_per_variant=dict(sorted(Counter(variants[i] for i in decodable).items())),
         skipped=dict(sorted(skipped.items())),
         tag_relations=relations,
         fetch_query=None if query is None else json.loads(query),
@@ -90,8 +107,11 @@ def format_info(info: DatasetInfo) -> str:
     lines.append(
         f"images: {info.images_present} present"
         + (f" ({variants})" if variants else "")
+        + (f", {len(info.images_broken)} broken" if info.images_broken else "")
         + f", {info.images_missing} missing"
     )
+    for post_id, reason in info.images_broken.items():
+        lines.append(f"  broken: post {post_id}: {reason}")
     lines.append(f"skipped posts: {sum(len(ids) for ids in info.skipped.values())}")
     for reason, ids in info.skipped.items():
         shown = ", ".join(str(i) for i in ids[:5]) + (", ..." if len(ids) > 5 else "")
@@ -108,16 +128,3 @@ def format_info(info: DatasetInfo) -> str:
             f"page skip {query['page_skip']} x {query['page_size']}, variant {query['variant']}"
         )
     return "\n".join(lines)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``info`` subcommand's options."""
-    parser.add_argument("--db", required=True, type=Path, metavar="PATH", help="dataset file")
-    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
-
-
-def run(args: argparse.Namespace) -> int:
-    """``tagger-showdown info``."""
-    info = dataset_info(args.db)
-    print(json.dumps(info.to_dict(), indent=2) if args.json else format_info(info))
-    return 0

@@ -69,14 +69,40 @@ def schema_version(conn: sqlite3.Connection) -> int:
     return int(row[0])
 
 
-def migrate(conn: sqlite3.Connection) -> int:
-    """Bring a database up to ``SCHEMA_VERSION``, one transaction per step; returns the old version."""
+def check_version(conn: sqlite3.Connection, name: str) -> int:
+    """The version of the database ``name``, refusing what no migration can bring up to date.
+
+    Raises :class:`DatasetError` for a schema newer than this package (the fix is a package upgrade,
+    never ``migrate``) and for a SQLite file with tables of its own but no dataset version: another
+    program's database, which a migration would otherwise fill with dataset tables.
+    """
     current = schema_version(conn)
     if current > SCHEMA_VERSION:
         raise DatasetError(
-            f"dataset schema version {current} is newer than this pytest-tagger-showdown "
-            f"understands ({SCHEMA_VERSION}); upgrade the package"
+            f"dataset {name} has schema version {current}, newer than this pytest-tagger-showdown "
+            f"understands ({SCHEMA_VERSION}): upgrade the package (pip install -U pytest-tagger-showdown)"
         )
+    if current == 0:
+        tables = [
+            str(row[0])
+            for row in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY 1"
+            )
+        ]
+        if tables:
+            raise DatasetError(
+                f"{name} is not a tagger-showdown dataset (a SQLite file with other tables: "
+                f"{', '.join(tables[:5])}{', ...' if len(tables) > 5 else ''})"
+            )
+    return current
+
+
+def migrate(conn: sqlite3.Connection, name: str = "database") -> int:
+    """Bring a database up to ``SCHEMA_VERSION``, one transaction per step; returns the old version.
+
+    Raises :class:`DatasetError` as :func:`check_version` does; ``name`` is the file named in messages.
+    """
+    current = check_version(conn, name)
     for version in range(current, SCHEMA_VERSION):
         with conn:
             conn.executescript(f"BEGIN; {MIGRATIONS[version]}; PRAGMA user_version = {version + 1};")

@@ -14,7 +14,7 @@ from typing import Any
 from ..errors import DatasetError, ImageError
 from ..tags import RATINGS, TagCategory
 from .post import Post
-from .schema import SCHEMA_VERSION, migrate, schema_version
+from .schema import SCHEMA_VERSION, check_version, migrate
 
 
 class Dataset:
@@ -34,10 +34,22 @@ class Dataset:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._conn = sqlite3.connect(self.path)
                 self._conn.execute("PRAGMA foreign_keys = ON")
-                migrate(self._conn)
             else:
                 self._conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
-                version = schema_version(self._conn)
+        except sqlite3.DatabaseError as exc:
+            raise DatasetError(f"{self.path} is not a readable dataset: {exc}") from exc
+        try:
+            #: The schema version the file had when opened (0 for a new file).
+            self.opened_version = self._check_schema()
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _check_schema(self) -> int:
+        try:
+            if self.writable:
+                return migrate(self._conn, str(self.path))
+            version = check_version(self._conn, str(self.path))
         except sqlite3.DatabaseError as exc:
             if self.path.with_name(f"{self.path.name}-journal").is_file():
                 raise DatasetError(
@@ -45,12 +57,12 @@ class Dataset:
                     f"fetch, or run `tagger-showdown migrate --db {self.path}` to roll it back"
                 ) from exc
             raise DatasetError(f"{self.path} is not a readable dataset: {exc}") from exc
-        if not writable and version != SCHEMA_VERSION:
-            self._conn.close()
+        if version != SCHEMA_VERSION:
             raise DatasetError(
                 f"dataset {self.path} has schema version {version}, this package uses "
                 f"{SCHEMA_VERSION}; run `tagger-showdown migrate --db {self.path}`"
             )
+        return version
 
     def close(self) -> None:
         self._conn.close()
@@ -238,3 +250,19 @@ class Dataset:
     def set_meta(self, key: str, value: str) -> None:
         with self.transaction() as conn:
             conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+
+def migrate_dataset(path: str | Path) -> tuple[int, int]:
+    """Bring an existing dataset's schema up to date; returns its ``(old, new)`` schema versions.
+
+    Opening it for writing also rolls back a write that was interrupted (a hot ``-journal``). Raises
+    :class:`DatasetError` for a missing path (a migration never creates a file: ``fetch`` does), an
+    empty file, a file that is not a dataset, and a dataset newer than this package.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"dataset {path} does not exist (migrate never creates one; fetch does)")
+    if path.stat().st_size == 0:
+        raise DatasetError(f"{path} is an empty file, not a dataset")
+    with Dataset(path, writable=True) as dataset:
+        return dataset.opened_version, SCHEMA_VERSION

@@ -11,9 +11,10 @@ import base64
 import html
 import io
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from statistics import fmean
+from typing import TYPE_CHECKING, Any, Final
 
 from .. import atomic
 from ..analysis import RunAnalysis
@@ -25,6 +26,9 @@ from ..results import PostResult
 from ..tags import RATING_NAMES, RATINGS, predicted_rating_tag
 from . import plots
 from .table import HEADERS, summary_row
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 #: Fetches a post's image bytes (``Dataset.image``); errors leave the thumbnail out.
 ImageSource = Callable[[int], bytes]
@@ -41,7 +45,11 @@ th:first-child, td:first-child { text-align: left; }
 table.metrics td:nth-child(2), table.by-rating td:nth-child(2), table.by-category td:nth-child(2)
   { text-align: left; }
 th { background: #f3f3f3; }
-figure { display: inline-block; margin: 0.5em; } figure img { max-width: 100%; }
+table.run th, table.run td, table.errors th, table.errors td, table.taggers th, table.taggers td
+  { text-align: left; }
+td:first-child { white-space: nowrap; }
+figure { display: inline-block; width: 48%; margin: 0.5em 0.5%; vertical-align: top; }
+figure img { width: 100%; }
 .post { display: flex; gap: 1em; border: 1px solid #ddd; padding: 0.6em; margin: 0.6em 0; }
 .post img { width: 160px; height: auto; object-fit: contain; background: #eee; flex: none; }
 .tags span { display: inline-block; margin: 0.1em; padding: 0 0.35em; border-radius: 3px; }
@@ -68,9 +76,9 @@ def _png_uri(data: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
 
 
-def _figure(data: bytes, caption: str) -> str:
+def _figure(figure: Figure, caption: str) -> str:
     return (
-        f'<figure><img src="{_png_uri(data)}" alt="{_e(caption)}">'
+        f'<figure><img src="{_png_uri(plots.png(figure))}" alt="{_e(caption)}">'
         f"<figcaption>{_e(caption)}</figcaption></figure>"
     )
 
@@ -182,13 +190,15 @@ def _plots_section(analysis: RunAnalysis) -> str:
         for name, m in analysis.metrics.items()
         if m.overall.equal_point is not None
     }
+    colours = plots.tagger_colours([*ordered, *curves])
     figures = [
-        _figure(plots.score_histogram(ordered), "score histogram per tagger"),
-        _figure(plots.score_histogram(ordered, cut_at_zero=True), "score histogram, cut at 0"),
+        _figure(plots.score_histogram(ordered, colours), "score histogram per tagger"),
+        _figure(plots.score_histogram(ordered, colours, cut_at_zero=True), "score histogram, cut at 0"),
         _figure(
             plots.grouped_bars(
                 errors,
                 ["incorrect tags", "incorrect ratings", "practical (tags - ratings)"],
+                colours,
                 title="error rates",
                 ylabel="per image",
             ),
@@ -198,12 +208,13 @@ def _plots_section(analysis: RunAnalysis) -> str:
             plots.grouped_bars(
                 {t: [by_rating.get(t, {}).get(r) for r in ratings] for t in ordered},
                 [RATING_NAMES[r] for r in ratings],
+                colours,
                 title="average score per rating",
                 ylabel="avg score",
             ),
             "average score per rating",
         ),
-        _figure(plots.pr_curves(curves, points), "precision-recall curves"),
+        _figure(plots.pr_curves(curves, colours, points), "precision-recall curves"),
     ]
     return "\n".join(figures)
 
@@ -222,17 +233,20 @@ def _post_tags(result: PostResult) -> str:
 
 
 def _worst_section(analysis: RunAnalysis, images: ImageSource | None, worst: int) -> str:
+    """Each tagger's lowest-scoring posts; a tagger whose every scored post is perfect gets one line."""
     parts = [
         '<p class="note">Tags: <span class="correct">correct</span> <span class="wrong">wrong</span> '
         '<span class="missed">missed</span>.</p>'
     ]
     thumbnails: dict[int, str] = {}
     for summary in analysis.summaries:
-        ranked = sorted(
-            (r for r in analysis.results if r.tagger == summary.tagger and r.score is not None),
-            key=lambda r: (r.score.score if r.score else 0.0, r.post_id),
-        )[:worst]
+        scored = [r for r in analysis.results if r.tagger == summary.tagger and r.score is not None]
+        ranked = sorted(scored, key=lambda r: (r.score.score if r.score else 0.0, r.post_id))[:worst]
         parts.append(f"<h3>{_e(summary.tagger)}</h3>")
+        if all(r.score is not None and r.score.score == 1.0 for r in ranked):  # worst is perfect
+            what = "no scored post" if not ranked else f"all {len(scored)} scored posts are perfect (score 1)"
+            parts.append(f'<p class="note">{_e(what)}: nothing to show.</p>')
+            continue
         for result in ranked:
             if images is not None and result.post_id not in thumbnails:
                 try:
@@ -261,6 +275,95 @@ def _comparison_section(comparison: RunComparison, margin: float, label: str) ->
     )
 
 
+PACKAGE: Final = "pytest-tagger-showdown"
+#: What the header shows per tagger, and the keys of a tagger's entry in the results document that
+#: may carry it (recorded by the run where known: thresholds, provider, model fingerprint).
+TAGGER_FACTS: Final = {
+    "thresholds": ("thresholds",),
+    "provider": ("provider", "providers", "execution_provider"),
+    "model": ("model_fingerprint", "fingerprint", "model_revision"),
+}
+
+
+def package_version(document: Mapping[str, Any]) -> str:
+    """The package version that produced the document: recorded in it, else the installed one."""
+    recorded = document.get("package_version")
+    if recorded:
+        return str(recorded)
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(PACKAGE)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _fact_text(value: object) -> str:
+    if isinstance(value, Mapping):
+        return ", ".join(f"{key} {_fact_text(item)}" for key, item in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(_fact_text(item) for item in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def tagger_facts(document: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """Per tagger, the :data:`TAGGER_FACTS` its document entry records (only those it has)."""
+    facts: dict[str, dict[str, str]] = {}
+    for name, entry in document.get("taggers", {}).items():
+        found = {}
+        for fact, keys in TAGGER_FACTS.items():
+            value = next(
+                (entry[k] for k in keys if isinstance(entry, Mapping) and entry.get(k) is not None), None
+            )
+            if value is not None:
+                found[fact] = _fact_text(value)
+        facts[name] = found
+    return facts
+
+
+def _header(analysis: RunAnalysis, subtitle: str) -> str:
+    """What produced the page: dataset, categories, package version and, per tagger, what the run recorded."""
+    document = analysis.document
+    errors = sum(1 for r in analysis.results if r.error is not None)
+    categories = ", ".join(document.get("categories", ()))
+    rows = [
+        ("dataset", str(document.get("dataset", "?"))),
+        ("categories", "; ".join(part for part in (categories, subtitle.strip().rstrip(";")) if part)),
+        ("results", f"{len(analysis.results)} (tagger, post) pairs, {errors} errored"),
+        ("package", f"{PACKAGE} {package_version(document)}"),
+        ("created", str(document.get("created", "-"))),
+    ]  # fmt: skip
+    parts = [
+        '<table class="run"><tbody>'
+        + "".join(f"<tr><th>{_e(key)}</th><td>{_e(value)}</td></tr>" for key, value in rows)
+        + "</tbody></table>"
+    ]
+    facts = tagger_facts(document)
+    shown = [fact for fact in TAGGER_FACTS if any(fact in found for found in facts.values())]
+    if shown:
+        parts.append(
+            _table(
+                ("tagger", *shown),
+                ([name, *(found.get(fact, "-") for fact in shown)] for name, found in facts.items()),
+                css="taggers",
+            )
+        )
+    return "\n".join(parts)
+
+
+def _errors_section(analysis: RunAnalysis) -> str:
+    """Every post that errored, with its reason (nothing when none did)."""
+    failed = sorted((r for r in analysis.results if r.error is not None), key=lambda r: (r.tagger, r.post_id))
+    if not failed:
+        return ""
+    rows = [(r.tagger, r.label, r.error) for r in failed]
+    return f"<h3>errored posts ({len(failed)})</h3>\n" + _table(
+        ("tagger", "post", "reason"), rows, css="errors"
+    )
+
+
 def render_report(
     analysis: RunAnalysis,
     *,
@@ -271,14 +374,12 @@ def render_report(
     worst: int = 5,
 ) -> str:
     """The whole page; ``comparison`` is (comparison, margin, the compared run's name) when there is one."""
-    document = analysis.document
     sections = [
         f"<h1>{_e(title)}</h1>",
-        f'<p class="meta">{_e(subtitle)} dataset {_e(document.get("dataset", "?"))}; scored categories: '
-        f"{_e(', '.join(document.get('categories', ())))}; {len(analysis.results)} results; "
-        f"created {_e(document.get('created', ''))}</p>",
+        _header(analysis, subtitle),
         "<h2>results</h2>",
         _summary_table(analysis),
+        _errors_section(analysis),
         "<h2>dataset metrics</h2>",
         _metrics_section(analysis),
     ]

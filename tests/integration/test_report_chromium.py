@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.datasets import PostSpec, make_dataset
 from tests.integration.brightness import install_brightness_tagger
 
 #: Appended to a copy of the report (the report itself has no script): after load, it records on
@@ -56,11 +57,12 @@ def dump_dom(page: Path, profile: Path) -> str:
 
 def test_report_renders_tables_and_plots_in_chromium(pytester: pytest.Pytester) -> None:
     db = install_brightness_tagger(pytester)
+    make_dataset(db, [PostSpec(id=299, rating="g", image=b"not an image")])  # adds one corrupt post
     result = pytester.runpytest_subprocess(
         "--tagger", "bright,control", "--showdown-db", str(db),
         "--showdown-report", "report.html", "--showdown-csv", "posts.csv",
     )  # fmt: skip
-    assert result.ret == 0
+    assert result.ret == 1  # the corrupt post fails its own items
     result.stdout.fnmatch_lines(["written: posts.csv", "written: report.html"])
     report = pytester.path / "report.html"
     checked = pytester.path / "checked.html"
@@ -70,8 +72,15 @@ def test_report_renders_tables_and_plots_in_chromium(pytester: pytest.Pytester) 
 
     body = re.search(r'<body data-images="(\d+)" data-decoded="(\d+)"', dom)
     assert body is not None, dom[:2000]
-    # 5 plots, and a thumbnail for each tagger's 5 worst posts.
-    assert body.groups() == ("15", "15")
+    # 5 plots, and a thumbnail for each of bright's 5 worst posts; the control is perfect: none.
+    assert body.groups() == ("10", "10")
+    errors = dom[dom.index('<table class="errors">') :]
+    errors = errors[: errors.index("</table>")]
+    reasons = re.findall(r"<tr><td>([^<]*)</td><td>post299-g</td><td>([^<]*)</td></tr>", errors)
+    assert [tagger for tagger, _ in reasons] == ["bright"]  # the control reads no image
+    assert all("cannot decode the image" in reason for _, reason in reasons), reasons
+    worst = dom[dom.index("<h3>control</h3>") :]
+    assert worst[: worst.index("<h3>", 4)].count('class="post"') == 0
     summary = dom[dom.index('<table class="summary">') :]
     summary = summary[: summary.index("</table>")]
     assert re.findall(r"<tr><td>([^<]*)</td>", summary) == ["control", "bright"]
@@ -81,5 +90,5 @@ def test_report_renders_tables_and_plots_in_chromium(pytester: pytest.Pytester) 
     assert "&gt;_&lt;" in dom  # the post's meta tag, escaped, shown as missed
     with (pytester.path / "posts.csv").open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    assert len(rows) == 16
+    assert len(rows) == 18  # the errored post has its row too
     assert {r["tagger"] for r in rows} == {"bright", "control"}

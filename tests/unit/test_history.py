@@ -134,6 +134,25 @@ def test_history_lists_runs_by_tagger(storage: Path) -> None:
     assert format_history(saved_runs(storage), "zzz") == "no saved run with showdown results for zzz"
 
 
+@pytest.mark.parametrize(
+    ("commit_info", "shown"),
+    [
+        ({"id": "unversioned", "dirty": False}, "unversioned"),  # pytest-benchmark outside git
+        ({"id": "unknown", "dirty": True}, "unknown+"),
+        ({"id": "1234e567" + "0" * 32, "dirty": False}, "1234e567"),  # not the number 1234e567
+    ],
+)
+def test_history_writes_every_cell_whole(tmp_path: Path, commit_info: dict[str, Any], shown: str) -> None:
+    path = save(tmp_path, "0001_unversioned_1e3", showdown_document({"a_long_tagger_name": [0.25]}))
+    data = json.loads(path.read_text())
+    data["commit_info"] = commit_info
+    path.write_text(json.dumps(data))
+    lines = format_history([read_run(path)]).splitlines()
+    cells = [c.strip() for c in lines[2].split("|")[1:-1]]
+    assert cells[:2] == ["a_long_tagger_name", "0001_unversioned_1e3"]
+    assert cells[3:6] == [shown, "1", "0.250"]
+
+
 def test_history_command(storage: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["history", "--storage", str(storage), "--tagger", "a"]) == 0
     out = capsys.readouterr().out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import random
 import sqlite3
 import subprocess
@@ -18,9 +19,11 @@ from urllib.parse import parse_qs
 import pytest
 
 from pytest_tagger_showdown import cli
+from pytest_tagger_showdown.cli import build_parser
 from pytest_tagger_showdown.dataset import Dataset
 from pytest_tagger_showdown.dataset.danbooru import post_from_json, unusable_reason
 from pytest_tagger_showdown.dataset.fetch import BarProgress, LineProgress, make_progress
+from pytest_tagger_showdown.settings import parse_ratings
 from pytest_tagger_showdown.taggers.preprocess import decode_image
 from pytest_tagger_showdown.tags import TagCategory
 from tests.fakes.danbooru import FakeDanbooru, first_frame_colour
@@ -239,6 +242,26 @@ def test_changed_query_options_are_refused_with_one_line(
     ]
 
 
+def test_a_fetch_that_stored_nothing_pins_nothing_so_the_retry_works(
+    danbooru: FakeDanbooru, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    populate(danbooru, per_rating=2, ratings="g")
+    db = tmp_path / "data.db"
+    wrong = cli.main(["fetch", "--db", str(db), "--api-url", f"{danbooru.url}/typo", "--ratings", "g"])
+    err = capsys.readouterr().err
+    assert wrong == 2
+    assert "tagger-showdown: error: GET /posts.json answered HTTP 404" in err
+    with Dataset(db) as dataset:
+        assert dataset.count() == 0
+        assert dataset.meta("fetch.query") is None
+        assert dataset.meta("fetch.cursor.g") is None
+    run = fetch(capsys, danbooru, db, "--ratings", "g", "--per-rating", "2")
+    assert (run.code, run.err.count("error")) == (0, 0)
+    with Dataset(db) as dataset:
+        assert dataset.count() == 2
+        assert json.loads(dataset.meta("fetch.query") or "{}")["api_url"] == danbooru.url
+
+
 def test_a_dataset_not_made_by_fetch_is_refused(
     danbooru: FakeDanbooru, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -317,7 +340,9 @@ def test_with_tag_relations_stores_the_aliases_and_implications_of_the_dataset_t
     ("args", "message"),
     [
         (["--page-size", "500"], "must be between 1 and 200"),
-        (["--ratings", "g,x"], "unknown rating 'x'"),
+        (["--ratings", "g,x"], "argument --ratings: unknown rating(s) x: use g, s, q, e"),
+        # The rule of pytest's --showdown-ratings: codes only, never a spelled-out name.
+        (["--ratings", "general"], "argument --ratings: unknown rating(s) general: use g, s, q, e"),
         (["--tags", "rating:g"], "must not contain rating:"),
         (["--concurrency", "0"], "must be between 1 and 32"),
         (["--variant", "huge"], "invalid choice"),
@@ -330,6 +355,24 @@ def test_bad_options_are_usage_errors(
         cli.main(["fetch", "--db", str(tmp_path / "data.db"), *args])
     assert raised.value.code == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text", ["general", "g,explicit", "x", ",", "G,s"])
+def test_fetch_reads_ratings_by_the_rule_of_showdown_ratings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str
+) -> None:
+    """Whatever ``--showdown-ratings`` accepts or refuses, ``fetch --ratings`` does the same."""
+    try:
+        expected: tuple[str, ...] | str = parse_ratings(text)
+    except ValueError as exc:
+        expected = str(exc)
+    try:
+        parsed = build_parser().parse_args(["fetch", "--db", str(tmp_path / "x.db"), "--ratings", text])
+    except SystemExit:
+        assert isinstance(expected, str)
+        assert f"argument --ratings: {expected}" in capsys.readouterr().err
+    else:
+        assert parsed.ratings == expected
 
 
 def test_half_the_credentials_is_an_error(

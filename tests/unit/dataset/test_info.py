@@ -11,6 +11,7 @@ from pytest_tagger_showdown import cli
 from pytest_tagger_showdown.dataset import Dataset
 from pytest_tagger_showdown.dataset.danbooru import post_from_json
 from pytest_tagger_showdown.dataset.info import dataset_info, format_info
+from tests.datasets import four_ratings, png_bytes
 from tests.fakes.danbooru import FakeDanbooru
 
 
@@ -100,7 +101,7 @@ def test_info_reports_images_missing_from_a_hand_made_dataset(
     db = tmp_path / "hand.db"
     with Dataset(db, writable=True) as dataset:
         for raw in (danbooru.add_post("q"), danbooru.add_post("e")):
-            dataset.add_post(post_from_json(raw), raw, None if raw["rating"] == "e" else b"bytes")
+            dataset.add_post(post_from_json(raw), raw, None if raw["rating"] == "e" else png_bytes())
     info = dataset_info(db)
     assert (info.images_present, info.images_missing) == (1, 1)
     assert info.fetch_query is None
@@ -117,3 +118,21 @@ def test_info_on_a_missing_file_is_a_one_line_error(
     assert (
         capsys.readouterr().err == f"tagger-showdown: error: dataset {tmp_path / 'nope.db'} does not exist\n"
     )
+
+
+def test_undecodable_images_are_broken_with_their_post_ids_not_present(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = four_ratings(tmp_path / "data.db", corrupt=103)
+    info = dataset_info(db)
+    assert (info.images_present, info.images_missing) == (7, 0)
+    assert list(info.images_broken) == [103]
+    assert info.images_broken[103].startswith("cannot decode the image (12 bytes)")
+    assert info.images_per_variant == {"original": 7}
+    lines = format_info(info).splitlines()
+    assert "images: 7 present (original 7), 1 broken, 0 missing" in lines
+    assert any(line.startswith("  broken: post 103: cannot decode the image") for line in lines)
+    assert cli.main(["info", "--db", str(db), "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["images_present"] == 7
+    assert [item["post_id"] for item in document["images_broken"]] == [103]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import csv
+import dataclasses
 import io
 import re
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -40,8 +42,8 @@ def posts() -> list[Post]:
     ]
 
 
-def analysis() -> RunAnalysis:
-    """Two taggers: one with probabilities (named to need escaping), the control without."""
+def analysis(*extra: PostResult) -> RunAnalysis:
+    """Two taggers: one with probabilities (named to need escaping), the control without; plus ``extra``."""
     encoder, collector = RowEncoder(), ProbabilityCollector()
     results: list[PostResult] = []
     rng = np.random.default_rng(0)
@@ -60,7 +62,7 @@ def analysis() -> RunAnalysis:
             if message is not None:
                 collector.add(message)
     return analyse_run(
-        results, collector, posts(), dataset="data.db", categories=[c.value for c in TagCategory]
+        [*results, *extra], collector, posts(), dataset="data.db", categories=[c.value for c in TagCategory]
     )
 
 
@@ -97,7 +99,7 @@ def test_plots_and_thumbnails_are_valid_images(page: str) -> None:
     sources = re.findall(r'<img src="data:image/(png|jpeg);base64,([^"]+)"', page)
     kinds = [kind for kind, _ in sources]
     assert kinds.count("png") == 5  # histogram, cut at 0, error rates, per rating, precision-recall
-    assert kinds.count("jpeg") == 8  # a thumbnail per worst post of each tagger (4 posts, 2 taggers)
+    assert kinds.count("jpeg") == 4  # a thumbnail per worst post of the model; the control is perfect
     assert len({data for kind, data in sources if kind == "jpeg"}) == 4
     for _, data in sources:
         with Image.open(io.BytesIO(base64.b64decode(data))) as image:
@@ -137,8 +139,9 @@ def test_outputs_written_together(tmp_path: Path) -> None:
     assert (rows[1]["post_id"], float(rows[1]["score"])) == ("11", -0.5)
     assert float(first["distance_score"]) == pytest.approx(run.distance_scores["<b>model</b>", 10])
     control = [r for r in rows if r["tagger"] == "control"]
-    assert {r["score"] for r in control} == {"1.0"}
-    assert {r["distance_score"] for r in control} == {"1.0"}
+    assert {r["score"] for r in control} == {"1"}
+    assert {r["distance_score"] for r in control} == {"1"}
+    assert {r["inference_s"] for r in rows} == {"0.02"}  # 6 significant digits, no binary noise
 
 
 def _tag_spans(page: str) -> dict[str, list[str]]:
@@ -171,3 +174,69 @@ def test_the_report_colours_the_rating_by_the_rating_rule(
     )  # fmt: skip
     run = analyse_run([result], ProbabilityCollector(), [post], dataset="d.db", categories=["general"])
     assert _tag_spans(render_report(run)) == {"correct": correct, "wrong": wrong, "missed": missed}
+
+
+def section(page: str, heading: str) -> str:
+    """The page from ``heading`` up to the next h2."""
+    start = page.index(heading)
+    end = page.find("<h2>", start + len(heading))
+    return page[start : end if end >= 0 else len(page)]
+
+
+def test_errored_posts_are_listed_with_their_reasons() -> None:
+    failed = PostResult(
+        tagger="control", post_id=99, rating="q", score=None, error="ImageError: cannot decode <the> image"
+    )
+    page = render_report(analysis(failed))
+    errors = section(page, "<h3>errored posts (1)</h3>")
+    rows = re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td></tr>", errors)
+    assert rows == [("control", "post99-q", "ImageError: cannot decode &lt;the&gt; image")]
+    assert "9 (tagger, post) pairs, 1 errored" in page
+    assert "errored posts" not in render_report(analysis())
+
+
+def test_no_worst_posts_for_a_tagger_whose_posts_are_all_perfect(page: str) -> None:
+    worst = section(page, "worst 5 posts per tagger")
+    control = worst[worst.index("<h3>control</h3>") :]
+    control = control[: control.index("<h3>", 4)] if "<h3>" in control[4:] else control
+    assert "all 4 scored posts are perfect" in control
+    assert 'class="post"' not in control
+    model = worst[worst.index("<h3>&lt;b&gt;model&lt;/b&gt;</h3>") :]
+    assert model.count('class="post"') == 4
+
+
+def test_header_names_dataset_categories_and_package_version(page: str) -> None:
+    header = page[: page.index("<h2>results</h2>")]
+    cells = dict(re.findall(r"<tr><th>(.*?)</th><td>(.*?)</td></tr>", header))
+    assert cells["dataset"] == "data.db"
+    assert cells["categories"] == "artist, character, copyright, general, meta"
+    assert cells["package"] == f"pytest-tagger-showdown {version('pytest-tagger-showdown')}"
+    assert 'class="taggers"' not in header  # nothing recorded per tagger: no empty table
+
+
+def test_header_shows_what_the_document_records_per_tagger() -> None:
+    run = analysis()
+    document = dict(run.document)
+    document["package_version"] = "9.9.9"
+    document["taggers"] = {name: dict(entry) for name, entry in document["taggers"].items()}
+    document["taggers"]["<b>model</b>"].update(
+        thresholds={"general": 0.35, "character": 0.85},
+        provider="CPUExecutionProvider",
+        model_fingerprint="sha256:0123abcd",
+    )
+    document["taggers"]["control"]["provider"] = "none"
+    page = render_report(dataclasses.replace(run, document=document))
+    header = page[: page.index("<h2>results</h2>")]
+    assert "pytest-tagger-showdown 9.9.9" in header
+    table = header[header.index('<table class="taggers">') :]
+    assert re.findall(r"<th>(.*?)</th>", table) == ["tagger", "thresholds", "provider", "model"]
+    rows = re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td></tr>", table)
+    assert sorted(rows) == [
+        (
+            "&lt;b&gt;model&lt;/b&gt;",
+            "general 0.35, character 0.85",
+            "CPUExecutionProvider",
+            "sha256:0123abcd",
+        ),
+        ("control", "-", "none", "-"),
+    ]
