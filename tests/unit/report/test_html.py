@@ -156,21 +156,22 @@ def _tag_spans(page: str) -> dict[str, list[str]]:
 @pytest.mark.parametrize(
     ("predicted", "truth", "correct", "wrong", "missed"),
     [
-        ("g", "g", ["cat", "rating:g"], [], []),
-        ("safe", "g", ["cat", "rating:g"], [], []),  # a pre-2022 safe is right on g and s
-        ("safe", "s", ["cat", "rating:s"], [], []),
-        ("safe", "q", ["cat"], ["rating:safe"], ["rating:q"]),
-        ("e", "g", ["cat"], ["rating:e"], ["rating:g"]),
+        ("g", "g", ["cat", "rating:g"], ["dog"], []),
+        ("safe", "g", ["cat", "rating:g"], ["dog"], []),  # a pre-2022 safe is right on g and s
+        ("safe", "s", ["cat", "rating:s"], ["dog"], []),
+        ("safe", "q", ["cat"], ["dog", "rating:safe"], ["rating:q"]),
+        ("e", "g", ["cat"], ["dog", "rating:e"], ["rating:g"]),
     ],
 )
 def test_the_report_colours_the_rating_by_the_rating_rule(
     predicted: str, truth: str, correct: list[str], wrong: list[str], missed: list[str]
 ) -> None:
     post = Post(id=1, md5="x", rating=truth, file_ext="png", tags={"cat": G})
-    prediction = Prediction(tags={"cat": 0.9}, rating=predicted)
+    # "dog" is always wrong, so the post is never perfect and the worst-posts section shows it.
+    prediction = Prediction(tags={"cat": 0.9, "dog": 0.8}, rating=predicted)
     result = PostResult(
         tagger="t", post_id=post.id, rating=truth, score=score_prediction(post, prediction),
-        predicted=("cat",), predicted_rating=predicted, truth=truth_tags(post, set(TagCategory)),
+        predicted=("cat", "dog"), predicted_rating=predicted, truth=truth_tags(post, set(TagCategory)),
     )  # fmt: skip
     run = analyse_run([result], ProbabilityCollector(), [post], dataset="d.db", categories=["general"])
     assert _tag_spans(render_report(run)) == {"correct": correct, "wrong": wrong, "missed": missed}
