@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.datasets import four_ratings
+from tests.helpers.datasets import four_ratings
+from tests.helpers.modelmaker import make_wd14_folder
 from tests.integration.conftest import RunShowdown, table_rows
-from tests.modelmaker import make_wd14_folder
 
 
 def test_a_corrupt_image_fails_one_item_only(run_showdown: RunShowdown, tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.integration.brightness import install_brightness_tagger
+from tests.helpers.brightness import install_brightness_tagger
 
 
 def test_compare_gate_passes_on_the_same_tagger_and_fails_on_a_drop(

@@ -9,8 +9,9 @@ from typing import Any
 import onnxruntime  # noqa: F401  (imported here, not inside an in-process run that would unload it)
 import pytest
 
+from tests.helpers.datasets import varied_dataset
+from tests.helpers.modelmaker import write_tiny_tagger
 from tests.integration.conftest import table_rows
-from tests.unit.test_engine import varied_dataset, write_tiny_tagger
 
 TAGGER = "onnx:model"
 

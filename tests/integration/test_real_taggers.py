@@ -12,13 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.datasets import four_ratings
-from tests.fakes.hub import FakeHub, wd14_repo_files
+from tests.fakes.hub import VIT_V2_REPO, FakeHub, wd14_repo_files
 from tests.fakes.hydrus_dd import FakeHydrusDD
 from tests.fakes.sdwebui import FakeWebui
+from tests.helpers.datasets import four_ratings
 from tests.integration.conftest import RunShowdown, table_rows
 
-VIT_V2_REPO = "SmilingWolf/wd-v1-4-vit-tagger-v2"
 NO_CACHE = ("--showdown-no-cache",)
 
 

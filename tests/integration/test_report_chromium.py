@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.brightness import install_brightness_tagger
+from tests.helpers.brightness import install_brightness_tagger
 
 #: Appended to a copy of the report (the report itself has no script): after load, it records on
 #: <body> how many images there are and whether every one decoded (naturalWidth > 0).

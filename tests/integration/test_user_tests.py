@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.datasets import four_ratings
+from tests.helpers.datasets import four_ratings
 from tests.integration.conftest import RunShowdown
 
 USER_TEST = """
