@@ -30,6 +30,8 @@ from werkzeug import Request, Response
 from fixtures.generators.onnx_model import Dense, build_wd14_onnx, write_selected_tags
 
 #: The files the real WD14 repos keep in LFS.
+#: The repo of ``wd14-vit-v2``, the tagger the hub tests serve.
+VIT_V2_REPO = "SmilingWolf/wd-v1-4-vit-tagger-v2"
 LFS_FILES = ("model.onnx",)
 _RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<revision>[^/]+)/(?P<filename>.+)$")
 _CDN = re.compile(r"^/lfs/(?P<sha256>[0-9a-f]{64})$")

@@ -4,6 +4,7 @@ request to the fake's ``_handle``, started and stopped as a context manager."""
 from __future__ import annotations
 
 import re
+import socket
 from types import TracebackType
 from typing import Self
 
@@ -40,3 +41,11 @@ class LoopbackFake:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self._server.port}"
+
+
+def closed_port_url() -> str:
+    """A loopback URL nothing listens on (a server that is down)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.datasets import four_ratings
-from tests.integration.conftest import RunShowdown, table_rows
-from tests.modelmaker import make_wd14_folder
+from tests.helpers.datasets import four_ratings
+from tests.helpers.modelmaker import make_wd14_folder
+from tests.helpers.runs import ShowdownRun, table_rows
 
 
-def test_a_corrupt_image_fails_one_item_only(run_showdown: RunShowdown, tmp_path: Path) -> None:
+def test_a_corrupt_image_fails_one_item_only(run_showdown: ShowdownRun, tmp_path: Path) -> None:
     db = four_ratings(tmp_path / "data.db", corrupt=103)
     model = make_wd14_folder(tmp_path / "tiny", size=32)
     tagger = f"onnx:{model.folder}"
@@ -25,7 +25,7 @@ def test_a_corrupt_image_fails_one_item_only(run_showdown: RunShowdown, tmp_path
 
 
 def test_a_tagger_that_cannot_load_fails_its_items_with_the_reason(
-    run_showdown: RunShowdown, tmp_path: Path
+    run_showdown: ShowdownRun, tmp_path: Path
 ) -> None:
     db = four_ratings(tmp_path / "data.db")
     empty = tmp_path / "empty-model"

@@ -6,35 +6,33 @@ import json
 
 import pytest
 
-from tests.integration.brightness import install_brightness_tagger
+from tests.helpers.brightness import install_brightness_tagger
+from tests.helpers.runs import ShowdownRun
 
 
 def test_compare_gate_passes_on_the_same_tagger_and_fails_on_a_drop(
-    pytester: pytest.Pytester, xdist_args: list[str]
+    pytester: pytest.Pytester, run_showdown: ShowdownRun
 ) -> None:
     db = install_brightness_tagger(pytester)
     common = ["--tagger", "bright", "--showdown-db", str(db)]
     # The saved run: pytest-benchmark saves nothing under xdist, so it is always made without -n.
-    first = pytester.runpytest_subprocess(*common, "--showdown-json", "base.json", "--benchmark-autosave")
+    first, base = run_showdown(*common, "--benchmark-autosave", json_file="base.json", distribute=False)
     assert first.ret == 0
-    base = json.loads((pytester.path / "base.json").read_text())
     # General posts: background and rating right, >_< missed (2/3); other ratings: the rating is wrong (0).
     assert [p["score"] for p in base["posts"]] == pytest.approx([2 / 3, 0, 0, 0] * 2)
     (saved,) = (pytester.path / ".benchmarks").glob("*/0001_*.json")
     assert json.loads(saved.read_text())["tagger_showdown"]["posts"] == base["posts"]
     assert (pytester.path / "base.probabilities.npz").is_file()
-    if not xdist_args:
-        same = pytester.runpytest_subprocess(*common, "--showdown-compare", "latest")
-        assert same.ret == 0
-        same.stdout.fnmatch_lines(
-            ["compared with saved run 0001_* (paired bootstrap, 95% CI):", "bright * +0.000 *"]
-        )
+    same, _ = run_showdown(*common, "--showdown-compare", "latest")
+    assert same.ret == 0
+    same.stdout.fnmatch_lines(
+        ["compared with saved run 0001_* (paired bootstrap, 95% CI):", "bright * +0.000 *"]
+    )
 
     # Every threshold at 0 keeps the wrong background too: one more incorrect tag, 1/3 less on every post.
-    worse = pytester.runpytest_subprocess(
-        *xdist_args, *common, "--showdown-compare", "latest", "--showdown-threshold", "bright:0.0",
-        "--showdown-json", "worse.json",
-    )  # fmt: skip
+    worse, document = run_showdown(
+        *common, "--showdown-compare", "latest", "--showdown-threshold", "bright:0.0", json_file="worse.json"
+    )
     assert worse.ret == 1
     worse.assert_outcomes(passed=8)  # every post ran fine: the comparison fails the run
     worse.stdout.fnmatch_lines(
@@ -44,7 +42,7 @@ def test_compare_gate_passes_on_the_same_tagger_and_fails_on_a_drop(
             "margin 0.020); lost most: black_background (-4), white_background (-4)",
         ]
     )
-    metrics = json.loads((pytester.path / "worse.json").read_text())["metrics"]["bright"]
+    metrics = document["metrics"]["bright"]
     assert metrics["source"] == "probabilities"  # the rows travelled (from the workers under xdist)
     assert metrics["overall"]["posts"] == 8
     assert metrics["by_rating"]["g"]["posts"] == 2
@@ -52,10 +50,8 @@ def test_compare_gate_passes_on_the_same_tagger_and_fails_on_a_drop(
     assert metrics["overall"]["micro"]["precision"] == pytest.approx(10 / 24)
 
 
-def test_an_unknown_run_is_a_usage_error(pytester: pytest.Pytester) -> None:
+def test_an_unknown_run_is_a_usage_error(pytester: pytest.Pytester, run_showdown: ShowdownRun) -> None:
     db = install_brightness_tagger(pytester)
-    result = pytester.runpytest_subprocess(
-        "--tagger", "bright", "--showdown-db", str(db), "--showdown-compare", "0042"
-    )
+    result, _ = run_showdown("--tagger", "bright", "--showdown-db", str(db), "--showdown-compare", "0042")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*tagger-showdown: --showdown-compare: no saved run '0042'*"])

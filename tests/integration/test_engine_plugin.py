@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-import onnxruntime  # noqa: F401  (imported here, not inside an in-process run that would unload it)
 import pytest
 
-from tests.integration.conftest import table_rows
-from tests.unit.test_engine import varied_dataset, write_tiny_tagger
+from tests.helpers.datasets import varied_dataset
+from tests.helpers.modelmaker import write_tiny_tagger
+from tests.helpers.runs import ShowdownRun, table_rows
 
 TAGGER = "onnx:model"
 
@@ -23,19 +22,13 @@ def showdown_files(pytester: pytest.Pytester) -> Path:
 
 
 def run(
-    pytester: pytest.Pytester, *args: str, subprocess: bool = False
+    run_showdown: ShowdownRun, *args: str, distribute: bool = True
 ) -> tuple[pytest.RunResult, dict[int, dict[str, Any]]]:
-    """One showdown (in this process unless it needs its own, as pytest-xdist does); its per-post
-    results from --showdown-json, by post id."""
-    out = pytester.path / "out.json"
-    out.unlink(missing_ok=True)
-    runner = pytester.runpytest_subprocess if subprocess else pytester.runpytest_inprocess
-    result = runner(
-        "-p", "no:cacheprovider", "--tagger", TAGGER, "--showdown-db", "data.db",
-        "--showdown-json", str(out), *args,
+    """One showdown of the tiny tagger; its per-post results from --showdown-json, by post id."""
+    result, document = run_showdown(
+        "--tagger", TAGGER, "--showdown-db", "data.db", *args, distribute=distribute
     )  # fmt: skip
-    posts = json.loads(out.read_text())["posts"] if out.exists() else []
-    return result, {post["post_id"]: post for post in posts}
+    return result, {post["post_id"]: post for post in document.get("posts", [])}
 
 
 def scores(posts: dict[int, dict[str, Any]]) -> dict[int, tuple[Any, ...]]:
@@ -50,16 +43,16 @@ def cached(posts: dict[int, dict[str, Any]]) -> list[bool]:
 
 
 def test_a_rerun_is_served_from_the_cache_and_no_cache_bypasses_it(
-    pytester: pytest.Pytester, showdown_files: Path
+    pytester: pytest.Pytester, run_showdown: ShowdownRun, showdown_files: Path
 ) -> None:
-    uncached, reference = run(pytester, "--showdown-no-cache")
+    uncached, reference = run(run_showdown, "--showdown-no-cache")
     uncached.assert_outcomes(passed=11, failed=1)
     assert not (pytester.path / ".showdown_cache").exists(), "--showdown-no-cache writes nothing"
-    cold, first = run(pytester)
+    cold, first = run(run_showdown)
     assert cached(first) == [False] * 11
     assert "(cached)" not in table_rows(cold)[TAGGER][5]
     assert (pytester.path / ".showdown_cache" / "v1" / "predictions").is_dir()
-    warm, second = run(pytester)
+    warm, second = run(run_showdown)
     warm.assert_outcomes(passed=11, failed=1)
     assert scores(second) == scores(first) == scores(reference)
     assert cached(second) == [True] * 11
@@ -70,41 +63,45 @@ def test_a_rerun_is_served_from_the_cache_and_no_cache_bypasses_it(
     assert table_rows(warm)[TAGGER][5].endswith("(cached)")
     # The corrupt image still fails its own item, with the reason, on the warm run too.
     warm.stdout.fnmatch_lines(["post105-s: cannot decode the image (12 bytes): *"])
-    _, bypassed = run(pytester, "--showdown-no-cache")
+    _, bypassed = run(run_showdown, "--showdown-no-cache")
     assert cached(bypassed) == [False] * 11
     assert scores(bypassed) == scores(reference)
 
 
-def test_cache_dir_option_and_ini(pytester: pytest.Pytester, showdown_files: Path) -> None:
-    run(pytester, "--showdown-cache-dir", "elsewhere")
+def test_cache_dir_option_and_ini(
+    pytester: pytest.Pytester, run_showdown: ShowdownRun, showdown_files: Path
+) -> None:
+    run(run_showdown, "--showdown-cache-dir", "elsewhere")
     assert (pytester.path / "elsewhere" / "v1" / "predictions").is_dir()
     assert not (pytester.path / ".showdown_cache").exists()
     pytester.makeini("[pytest]\nshowdown_cache_dir = from-ini\n")
-    run(pytester)
+    run(run_showdown)
     assert (pytester.path / "from-ini" / "v1" / "predictions").is_dir()
     pytester.makeini("[pytest]\nshowdown_no_cache = true\n")
-    _, posts = run(pytester, "--showdown-cache-dir", "elsewhere")
+    _, posts = run(run_showdown, "--showdown-cache-dir", "elsewhere")
     assert cached(posts) == [False] * 11
 
 
 def test_batches_and_xdist_give_the_scores_of_one_process(
-    pytester: pytest.Pytester, showdown_files: Path
+    pytester: pytest.Pytester, run_showdown: ShowdownRun, showdown_files: Path
 ) -> None:
-    reference, expected = run(pytester, "--showdown-no-cache", "--showdown-batch-size", "1")
+    reference, expected = run(
+        run_showdown, "--showdown-no-cache", "--showdown-batch-size", "1", distribute=False
+    )
     reference.assert_outcomes(passed=11, failed=1)
-    batched, posts = run(pytester, "--showdown-no-cache", "--showdown-batch-size", "4")
+    batched, posts = run(run_showdown, "--showdown-no-cache", "--showdown-batch-size", "4")
     batched.assert_outcomes(passed=11, failed=1)
     assert scores(posts) == scores(expected)
     for round_ in range(2):
-        sharded, posts = run(pytester, "-n", "2", "--showdown-batch-size", "3", subprocess=True)
+        sharded, posts = run(run_showdown, "--showdown-batch-size", "3")
         sharded.assert_outcomes(passed=11, failed=1)
         assert scores(posts) == scores(expected)
-        # The workers share one cache: the second sharded run is served from it.
+        # The workers (under -n 2) share one cache: the second run is served from it.
         assert cached(posts) == [round_ == 1] * 11
 
 
-def test_a_bad_batch_size_is_a_usage_error(pytester: pytest.Pytester, showdown_files: Path) -> None:
-    result, _ = run(pytester, "--showdown-batch-size", "zero")
+def test_a_bad_batch_size_is_a_usage_error(run_showdown: ShowdownRun, showdown_files: Path) -> None:
+    result, _ = run(run_showdown, "--showdown-batch-size", "zero")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--showdown-batch-size must be a number or auto, got 'zero'*"])
 
@@ -122,9 +119,11 @@ def test_direct(tagger):
 """
 
 
-def test_a_users_own_tests_go_through_the_engine(pytester: pytest.Pytester, showdown_files: Path) -> None:
+def test_a_users_own_tests_go_through_the_engine(
+    pytester: pytest.Pytester, run_showdown: ShowdownRun, showdown_files: Path
+) -> None:
     pytester.makepyfile(test_user=USER_TEST)
-    run(pytester)
-    result, posts = run(pytester)
+    run(run_showdown)
+    result, posts = run(run_showdown)
     result.assert_outcomes(passed=12, failed=1)
     assert cached(posts) == [True] * 11

@@ -8,11 +8,11 @@ import pytest
 
 from pytest_tagger_showdown import cli
 from tests.fakes.danbooru import FakeDanbooru
-from tests.integration.conftest import RunShowdown
+from tests.helpers.runs import ShowdownRun
 
 
 def test_control_scores_one_on_every_fetched_post(
-    run_showdown: RunShowdown, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    run_showdown: ShowdownRun, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     db = tmp_path / "data.db"
     with FakeDanbooru() as danbooru:

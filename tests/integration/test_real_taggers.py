@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.datasets import four_ratings
-from tests.fakes.hub import FakeHub, wd14_repo_files
+from tests.fakes.hub import VIT_V2_REPO, FakeHub, wd14_repo_files
 from tests.fakes.hydrus_dd import FakeHydrusDD
+from tests.fakes.loopback import closed_port_url
 from tests.fakes.sdwebui import FakeWebui
-from tests.integration.conftest import RunShowdown, table_rows
+from tests.helpers.datasets import four_ratings
+from tests.helpers.runs import ShowdownRun, table_rows
 
-VIT_V2_REPO = "SmilingWolf/wd-v1-4-vit-tagger-v2"
 NO_CACHE = ("--showdown-no-cache",)
 
 
@@ -36,11 +36,7 @@ def hub_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHub
 
 
 def test_wd14_from_the_hub_is_fetched_once_then_scored(
-    hub_env: FakeHub,
-    run_showdown: RunShowdown,
-    xdist_args: list[str],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    hub_env: FakeHub, run_showdown: ShowdownRun, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     db = four_ratings(tmp_path / "data.db")
     result, document = run_showdown(*NO_CACHE, "--tagger", "wd14-vit-v2", "--showdown-db", str(db))
@@ -54,8 +50,6 @@ def test_wd14_from_the_hub_is_fetched_once_then_scored(
     assert table_rows(result)["wd14-vit-v2"][3] == "0.300"
     assert len(hub_env.seen("cdn", "GET")) == 1, "every process shares one download"
 
-    if xdist_args:
-        return  # the offline rerun below tests the cache, not the workers: once is enough
     requests_before = len(hub_env.requests)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     offline, document = run_showdown(*NO_CACHE, "--tagger", "wd14-vit-v2", "--showdown-db", str(db))
@@ -65,21 +59,21 @@ def test_wd14_from_the_hub_is_fetched_once_then_scored(
 
 
 def test_wd14_offline_and_not_cached_fails_each_post_naming_the_repo(
-    hub_env: FakeHub, pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    hub_env: FakeHub, run_showdown: ShowdownRun, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     db = four_ratings(tmp_path / "data.db")
-    result = pytester.runpytest_subprocess(*NO_CACHE, "--tagger", "wd14-vit-v2", "--showdown-db", str(db))
+    result, _ = run_showdown(*NO_CACHE, "--tagger", "wd14-vit-v2", "--showdown-db", str(db))
     result.assert_outcomes(failed=8)
     result.stdout.fnmatch_lines(
         ["*SmilingWolf/wd-v1-4-vit-tagger-v2@v2.0 is not in the Hugging Face cache*HF_HUB_OFFLINE*"]
     )
 
 
-def test_http_taggers_run_through_their_options(pytester: pytest.Pytester, tmp_path: Path) -> None:
+def test_http_taggers_run_through_their_options(run_showdown: ShowdownRun, tmp_path: Path) -> None:
     db = four_ratings(tmp_path / "data.db")
     with FakeWebui() as webui, FakeHydrusDD() as hydrus:
-        result = pytester.runpytest_subprocess(
+        result, _ = run_showdown(
             *NO_CACHE,
             "--tagger",
             "sdwebui:wd14-vit-v2-git,hydrus-dd",
@@ -100,12 +94,9 @@ def test_http_taggers_run_through_their_options(pytester: pytest.Pytester, tmp_p
     assert rows["hydrus-dd"][3] == "0.400"
 
 
-def test_a_server_that_goes_down_fails_each_post_clearly(pytester: pytest.Pytester, tmp_path: Path) -> None:
+def test_a_server_that_goes_down_fails_each_post_clearly(run_showdown: ShowdownRun, tmp_path: Path) -> None:
     db = four_ratings(tmp_path / "data.db")
-    with FakeHydrusDD() as hydrus:
-        url = hydrus.url
-    result = pytester.runpytest_subprocess(
-        "--tagger", "hydrus-dd", "--hydrus-dd-url", url, "--showdown-db", str(db)
-    )
+    url = closed_port_url()
+    result, _ = run_showdown("--tagger", "hydrus-dd", "--hydrus-dd-url", url, "--showdown-db", str(db))
     result.assert_outcomes(failed=8)
     result.stdout.fnmatch_lines([f"*tagger hydrus-dd: POST {url}/: cannot reach the server*"])

@@ -1,4 +1,5 @@
-"""The HTML report of a real run, rendered by headless Chromium: tables present, every image decoded."""
+"""The HTML report and CSV of a real run; the report rendered by headless Chromium: tables present, every
+image decoded."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.datasets import PostSpec, make_dataset
-from tests.integration.brightness import install_brightness_tagger
+from tests.helpers.brightness import install_brightness_tagger
+from tests.helpers.datasets import PostSpec, make_dataset
+from tests.helpers.runs import ShowdownRun
 
 #: Appended to a copy of the report (the report itself has no script): after load, it records on
 #: <body> how many images there are and whether every one decoded (naturalWidth > 0).
@@ -55,15 +57,21 @@ def dump_dom(page: Path, profile: Path) -> str:
     return done.stdout
 
 
-def test_report_renders_tables_and_plots_in_chromium(pytester: pytest.Pytester) -> None:
+def test_report_renders_tables_and_plots_in_chromium(
+    pytester: pytest.Pytester, run_showdown: ShowdownRun
+) -> None:
     db = install_brightness_tagger(pytester)
     make_dataset(db, [PostSpec(id=299, rating="g", image=b"not an image")])  # adds one corrupt post
-    result = pytester.runpytest_subprocess(
+    result, _ = run_showdown(
         "--tagger", "bright,control", "--showdown-db", str(db),
         "--showdown-report", "report.html", "--showdown-csv", "posts.csv",
     )  # fmt: skip
     assert result.ret == 1  # the corrupt post fails its own items
     result.stdout.fnmatch_lines(["written: posts.csv", "written: report.html"])
+    with (pytester.path / "posts.csv").open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 18  # the errored post has its row too
+    assert {r["tagger"] for r in rows} == {"bright", "control"}
     report = pytester.path / "report.html"
     checked = pytester.path / "checked.html"
     checked.write_text(report.read_text(encoding="utf-8").replace("</body>", CHECK_IMAGES + "</body>"))
@@ -88,7 +96,3 @@ def test_report_renders_tables_and_plots_in_chromium(pytester: pytest.Pytester) 
     by_rating = dom[dom.index('<table class="by-rating">') :]
     assert len(re.findall(r"<tr><td>bright</td>", by_rating[: by_rating.index("</table>")])) == 4
     assert "&gt;_&lt;" in dom  # the post's meta tag, escaped, shown as missed
-    with (pytester.path / "posts.csv").open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    assert len(rows) == 18  # the errored post has its row too
-    assert {r["tagger"] for r in rows} == {"bright", "control"}

@@ -1,4 +1,4 @@
-"""The built-in showdown end to end: control, the table, JSON and the gate, with and without xdist."""
+"""The built-in showdown end to end: control, the table, JSON, the gate, ini values and usage errors."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.datasets import four_ratings
-from tests.integration.conftest import RunShowdown, table_rows
+from tests.helpers.datasets import four_ratings
+from tests.helpers.runs import ShowdownRun, table_rows
 
 
-def test_control_scores_one_on_every_demo_post(run_showdown: RunShowdown) -> None:
+def test_control_scores_one_on_every_demo_post(run_showdown: ShowdownRun) -> None:
     result, document = run_showdown("--tagger", "control")
     assert result.ret == 0
     scores = [post["score"] for post in document["posts"]]
@@ -20,7 +20,7 @@ def test_control_scores_one_on_every_demo_post(run_showdown: RunShowdown) -> Non
     assert table_rows(result)["control"][3] == "1.000"
 
 
-def test_control_scores_one_over_general_and_character(run_showdown: RunShowdown) -> None:
+def test_control_scores_one_over_general_and_character(run_showdown: ShowdownRun) -> None:
     result, document = run_showdown("--tagger", "control", "--showdown-categories", "general+character")
     assert result.ret == 0
     assert {post["score"] for post in document["posts"]} == {1.0}
@@ -29,7 +29,7 @@ def test_control_scores_one_over_general_and_character(run_showdown: RunShowdown
 
 
 def test_baseline_gate_passes_and_fails_with_a_clear_message(
-    run_showdown: RunShowdown, tmp_path: Path
+    run_showdown: ShowdownRun, tmp_path: Path
 ) -> None:
     db = four_ratings(tmp_path / "data.db")
     passing, _ = run_showdown(
@@ -47,7 +47,7 @@ def test_baseline_gate_passes_and_fails_with_a_clear_message(
 
 
 def test_ids_name_tagger_and_post_and_limit_spreads_ratings(
-    run_showdown: RunShowdown, tmp_path: Path
+    run_showdown: ShowdownRun, tmp_path: Path
 ) -> None:
     db = four_ratings(tmp_path / "data.db")
     result, _ = run_showdown(
@@ -64,7 +64,7 @@ def test_ids_name_tagger_and_post_and_limit_spreads_ratings(
     )
 
 
-def test_ratings_option_filters_posts(run_showdown: RunShowdown, tmp_path: Path) -> None:
+def test_ratings_option_filters_posts(run_showdown: ShowdownRun, tmp_path: Path) -> None:
     db = four_ratings(tmp_path / "data.db")
     result, document = run_showdown(
         "--tagger", "control", "--showdown-db", str(db), "--showdown-ratings", "q,e"
@@ -85,13 +85,13 @@ def test_ratings_option_filters_posts(run_showdown: RunShowdown, tmp_path: Path)
         (["--tagger", "control", "--showdown-baseline", "control"], "*cannot read baseline 'control'*"),
     ],
 )
-def test_bad_options_are_usage_errors(pytester: pytest.Pytester, args: list[str], message: str) -> None:
-    result = pytester.runpytest_subprocess(*args)
+def test_bad_options_are_usage_errors(run_showdown: ShowdownRun, args: list[str], message: str) -> None:
+    result, _ = run_showdown(*args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
 
 
-def test_ini_configuration(pytester: pytest.Pytester, tmp_path: Path) -> None:
+def test_ini_configuration(pytester: pytest.Pytester, run_showdown: ShowdownRun) -> None:
     four_ratings(pytester.path / "data" / "posts.db")
     pytester.makeini(
         """
@@ -102,7 +102,7 @@ def test_ini_configuration(pytester: pytest.Pytester, tmp_path: Path) -> None:
             control = 2.0
         """
     )
-    result = pytester.runpytest_subprocess("--tagger", "control")
+    result, _ = run_showdown("--tagger", "control", json_file=None)
     assert result.ret == 1
     result.stdout.fnmatch_lines(
         ["*8 posts from */data/posts.db*", "FAIL baseline: control: *baseline 2.000*"]
@@ -110,7 +110,7 @@ def test_ini_configuration(pytester: pytest.Pytester, tmp_path: Path) -> None:
     assert (pytester.path / "out" / "results.json").is_file()
 
 
-def test_demo_table_ranks_the_taggers_and_json_holds_the_same_numbers(run_showdown: RunShowdown) -> None:
+def test_demo_table_ranks_the_taggers_and_json_holds_the_same_numbers(run_showdown: ShowdownRun) -> None:
     result, document = run_showdown("--tagger", "demo-small,control,demo-large")
     assert result.ret == 0
     rows = table_rows(result)

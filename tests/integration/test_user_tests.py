@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.datasets import four_ratings
-from tests.integration.conftest import RunShowdown
+from tests.helpers.datasets import four_ratings
+from tests.helpers.runs import ShowdownRun
 
 USER_TEST = """
 import pytest
@@ -24,7 +24,7 @@ def test_uses_the_command_line_taggers(post, tagger):
 
 
 def test_marked_and_option_taggers_parametrize_user_tests(
-    pytester: pytest.Pytester, run_showdown: RunShowdown, tmp_path: Path
+    pytester: pytest.Pytester, run_showdown: ShowdownRun, tmp_path: Path
 ) -> None:
     pytester.makepyfile(test_user=USER_TEST)
     db = four_ratings(tmp_path / "data.db")
@@ -39,16 +39,18 @@ def test_marked_and_option_taggers_parametrize_user_tests(
 
 
 def test_a_test_without_any_tagger_is_skipped_with_the_reason(
-    pytester: pytest.Pytester, tmp_path: Path
+    pytester: pytest.Pytester, run_showdown: ShowdownRun, tmp_path: Path
 ) -> None:
     pytester.makepyfile(test_user=USER_TEST)
     db = four_ratings(tmp_path / "data.db")
-    result = pytester.runpytest_subprocess("--showdown-db", str(db), "-rs")
+    result, _ = run_showdown("--showdown-db", str(db), "-rs")
     result.assert_outcomes(passed=8, skipped=8)
     result.stdout.fnmatch_lines(["*no tagger selected: pass --tagger NAME or mark the test*"])
 
 
-def test_unknown_tagger_in_a_mark_is_a_usage_error(pytester: pytest.Pytester) -> None:
+def test_unknown_tagger_in_a_mark_is_a_usage_error(
+    pytester: pytest.Pytester, run_showdown: ShowdownRun
+) -> None:
     pytester.makepyfile(
         """
         import pytest
@@ -58,15 +60,15 @@ def test_unknown_tagger_in_a_mark_is_a_usage_error(pytester: pytest.Pytester) ->
             pass
         """
     )
-    result = pytester.runpytest_subprocess()
+    result, _ = run_showdown()
     assert result.ret == pytest.ExitCode.USAGE_ERROR == 4
     result.stderr.fnmatch_lines(["ERROR: tagger-showdown: *::test_x: unknown tagger 'nope'*"])
     result.stdout.no_fnmatch_line("*INTERNALERROR*")
 
 
-def test_plugin_is_inert_without_a_showdown(pytester: pytest.Pytester) -> None:
+def test_plugin_is_inert_without_a_showdown(pytester: pytest.Pytester, run_showdown: ShowdownRun) -> None:
     pytester.makepyfile("def test_plain():\n    assert True\n")
-    result = pytester.runpytest_subprocess()
+    result, _ = run_showdown(json_file=None)
     result.assert_outcomes(passed=1)
     result.stdout.no_fnmatch_line("tagger-showdown:*")
     result.stdout.no_fnmatch_line("*tagger showdown*")

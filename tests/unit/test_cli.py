@@ -14,7 +14,7 @@ import pytest
 from pytest_tagger_showdown.cli import EXIT_BROKEN_PIPE
 from pytest_tagger_showdown.dataset import Dataset
 from pytest_tagger_showdown.dataset.schema import SCHEMA_VERSION
-from tests.datasets import four_ratings
+from tests.helpers.datasets import four_ratings
 
 
 def command(*args: str | Path, stdout: int | None = subprocess.PIPE) -> subprocess.CompletedProcess[str]:

@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from fixtures.generators.onnx_model import Dense, build_wd14_onnx, write_selected_tags
 from pytest_tagger_showdown import Dataset, Post, Prediction, TaggerSpec
 from pytest_tagger_showdown.cache import ShowdownCache
 from pytest_tagger_showdown.engine import Engine, LazyTagger, auto_batch_size
@@ -23,35 +22,10 @@ from pytest_tagger_showdown.taggers.base import Tagger, TaggerBase
 from pytest_tagger_showdown.taggers.control import ControlTagger
 from pytest_tagger_showdown.taggers.registry import TaggerRegistry
 from pytest_tagger_showdown.taggers.spec import Thresholds
-from pytest_tagger_showdown.tags import TagCategory
-from tests.datasets import G, PostSpec, make_dataset, png_bytes
+from tests.helpers.datasets import png_bytes, varied_dataset
+from tests.helpers.modelmaker import TINY_GENERAL, write_tiny_tagger
 
-GENERAL = ("simple_background", "red_background", "blue_background", "solo", "1girl", "smile")
-CHARACTERS = ("hatsune_miku", "someone_else")
 TINY = "tiny"
-
-
-def write_tiny_tagger(folder: Path, seed: int = 0, *, fixed_batch: int | None = None) -> Path:
-    """A real WD14-format model (pools 448x448 to 8x8, one dense layer): fast, and its predictions
-    vary with the image, so a wrong image-to-result pairing changes scores."""
-    folder.mkdir(parents=True, exist_ok=True)
-    names = write_selected_tags(folder / "selected_tags.csv", GENERAL, CHARACTERS)
-    rng = np.random.default_rng(seed)
-    weight = rng.normal(0, 0.6, (3 * 8 * 8, len(names))).astype(np.float32)
-    bias = rng.normal(-0.5, 1.0, len(names)).astype(np.float32)
-    build_wd14_onnx(folder / "model.onnx", [Dense(weight, bias)], pool=56, fixed_batch=fixed_batch)
-    return folder
-
-
-def varied_dataset(path: Path, count: int = 10, *, corrupt: int | None = None) -> Path:
-    """Posts with images of different colours and shapes; ``corrupt`` names a post with garbage bytes."""
-    specs = []
-    for i in range(count):
-        colour = ((37 * i) % 256, (91 * i + 40) % 256, (53 * i + 200) % 256)
-        image = b"not an image" if 100 + i == corrupt else png_bytes((40 + 7 * i, 30 + 11 * (i % 4)), colour)
-        tags = {"simple_background": G, "solo": G} if i % 2 else {"red_background": G, "smile": G}
-        specs.append(PostSpec(id=100 + i, rating="gsqe"[i % 4], tags=tags, image=image))
-    return make_dataset(path, specs)
 
 
 def registry_with(folder: Path) -> TaggerRegistry:
@@ -253,7 +227,7 @@ def test_a_warm_run_is_served_from_the_cache_without_loading_the_model(
     assert [(r.preprocess_s, r.inference_s) for r in warm] == [(r.preprocess_s, r.inference_s) for r in cold]
     # Metrics can read the tag list without the model, too.
     tagger = make_engine(pool=pool).tagger(TINY)
-    assert tuple(tagger.vocabulary.names[4:6]) == GENERAL[:2]
+    assert tuple(tagger.vocabulary.names[4:6]) == TINY_GENERAL[:2]
     assert pool.loads == []
 
 

@@ -1,4 +1,4 @@
-"""Aggregation per tagger, the JSON round trip and the baseline gate."""
+"""Aggregation per tagger and the JSON round trip."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from pytest_tagger_showdown.gate import baseline_failures, parse_baselines
 from pytest_tagger_showdown.results import (
     PostResult,
     read_results,
@@ -15,20 +14,7 @@ from pytest_tagger_showdown.results import (
     summarize_all,
     write_results,
 )
-from pytest_tagger_showdown.scoring import ShowdownScore
-
-
-def result(
-    post_id: int, correct: int, incorrect: int, truth: int, *, tagger: str = "t", rating_ok: bool = True
-) -> PostResult:
-    return PostResult(
-        tagger=tagger,
-        post_id=post_id,
-        rating="g",
-        score=ShowdownScore(correct, incorrect, truth - correct, truth, rating_ok),
-        preprocess_s=0.01,
-        inference_s=0.03,
-    )
+from tests.helpers.results import result
 
 
 def test_summary_numbers() -> None:
@@ -68,14 +54,3 @@ def test_json_round_trip(tmp_path: Path) -> None:
         path, results_document(results, summarize_all(results), dataset="d.db", categories=["general"])
     )
     assert read_results(path) == sorted(results, key=lambda r: (r.tagger, r.post_id))
-
-
-def test_baselines_parse_and_gate() -> None:
-    baselines = parse_baselines(["strong = 0.5", "", "# a comment", "weak=0.5"])
-    assert baselines == {"strong": 0.5, "weak": 0.5}
-    summaries = summarize_all([result(1, 4, 0, 4, tagger="strong"), result(1, 1, 1, 4, tagger="weak")])
-    (failure,) = baseline_failures(summaries, baselines)
-    assert failure.startswith("weak: average score 0.000 is below its baseline 0.500 over 1 posts")
-    assert "post1-g (+0.000)" in failure
-    with pytest.raises(ValueError, match="not a number"):
-        parse_baselines(["weak = high"])

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from sklearn.metrics import f1_score, precision_score, recall_score
 
 from pytest_tagger_showdown import Post, Prediction, TagCategory, score_prediction
-from tests.datasets import CO, A, C, G, M
+from tests.helpers.datasets import CO, A, C, G, M
 
 POST = Post(
     id=1,

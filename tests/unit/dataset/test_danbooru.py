@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -24,6 +23,7 @@ from pytest_tagger_showdown.dataset.danbooru import (
 )
 from pytest_tagger_showdown.tags import TagCategory
 from tests.fakes.danbooru import FakeDanbooru
+from tests.fakes.loopback import closed_port_url
 
 KEY = "s3cr3t+key/with=odd&chars"
 FAST = RetryPolicy(max_time=5.0, base_delay=0.01, max_delay=0.05, read_timeout=2.0)
@@ -211,12 +211,9 @@ def test_a_slow_response_times_out_and_is_retried(danbooru: FakeDanbooru, sleeps
 
 
 def test_connection_refused_is_retried_then_a_clear_error_without_the_key() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     policy = RetryPolicy(max_time=0.3, base_delay=0.05, max_delay=0.1)
     with (
-        DanbooruClient(f"http://127.0.0.1:{port}", Credentials("alice", KEY), retry=policy) as api,
+        DanbooruClient(closed_port_url(), Credentials("alice", KEY), retry=policy) as api,
         pytest.raises(FetchError, match="ConnectionError") as raised,
     ):
         api.posts(f"rating:g {KEY}", limit=5)

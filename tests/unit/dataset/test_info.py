@@ -11,8 +11,8 @@ from pytest_tagger_showdown import cli
 from pytest_tagger_showdown.dataset import Dataset
 from pytest_tagger_showdown.dataset.danbooru import post_from_json
 from pytest_tagger_showdown.dataset.info import dataset_info, format_info
-from tests.datasets import four_ratings, png_bytes
 from tests.fakes.danbooru import FakeDanbooru
+from tests.helpers.datasets import four_ratings, png_bytes
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 
 from pytest_tagger_showdown import Dataset, DatasetError, ImageError, Post
 from pytest_tagger_showdown.dataset.schema import SCHEMA_VERSION, migrate, schema_version
-from tests.datasets import CO, G, PostSpec, four_ratings, make_dataset, png_bytes
+from tests.helpers.datasets import CO, G, PostSpec, four_ratings, make_dataset, png_bytes
 
 
 def test_posts_round_trip_with_tags_categories_and_image(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from pytest_tagger_showdown.report.html import render_report
 from pytest_tagger_showdown.results import PostResult, truth_tags
 from pytest_tagger_showdown.scoring import score_prediction
 from pytest_tagger_showdown.tags import TagCategory
-from tests.modelmaker import solid_png
+from tests.helpers.modelmaker import solid_png
 
 G = TagCategory.GENERAL
 EVIL_TAG = "<script>alert(1)</script>"

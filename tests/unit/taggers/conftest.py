@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.fakes.hub import FakeHub, wd14_repo_files
-
-VIT_V2_REPO = "SmilingWolf/wd-v1-4-vit-tagger-v2"
 
 
 @pytest.fixture(scope="session")
@@ -46,11 +43,3 @@ def fake_hub(running_hub: FakeHub, hub_cache: Path, monkeypatch: pytest.MonkeyPa
     running_hub.reset()
     monkeypatch.setenv("HF_ENDPOINT", running_hub.url)
     return running_hub
-
-
-def closed_port_url() -> str:
-    """A loopback URL nothing listens on (a server that is down)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}"

@@ -24,7 +24,7 @@ from pytest_tagger_showdown.pool import TaggerPool
 from pytest_tagger_showdown.scoring import score_prediction
 from pytest_tagger_showdown.taggers import load_tagger, unavailable_reason
 from pytest_tagger_showdown.taggers.deepdanbooru import DeepDanbooruTagger, find_model, project_vocabulary
-from tests.datasets import png_bytes
+from tests.helpers.datasets import png_bytes
 
 RED = png_bytes(colour=(200, 30, 30))
 BLUE = png_bytes(colour=(30, 30, 200))

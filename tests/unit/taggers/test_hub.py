@@ -18,9 +18,9 @@ from pytest_tagger_showdown import LoadOptions, Post, TagCategory, TaggerLoadErr
 from pytest_tagger_showdown.pool import TaggerPool
 from pytest_tagger_showdown.taggers import hub, load_tagger, unavailable_reason
 from pytest_tagger_showdown.taggers.wd14 import WD14Tagger, default_providers
-from tests.datasets import png_bytes
-from tests.fakes.hub import FakeHub, wd14_repo_files
-from tests.unit.taggers.conftest import VIT_V2_REPO, closed_port_url
+from tests.fakes.hub import VIT_V2_REPO, FakeHub, wd14_repo_files
+from tests.fakes.loopback import closed_port_url
+from tests.helpers.datasets import png_bytes
 
 POST = Post(id=1, md5="0" * 32, rating="g", file_ext="png", tags={"red_background": TagCategory.GENERAL})
 RED = png_bytes(colour=(200, 30, 30))

@@ -12,10 +12,10 @@ from pytest_tagger_showdown import Post, TagCategory, default_registry, load_tag
 from pytest_tagger_showdown.cli import main
 from pytest_tagger_showdown.taggers import hub
 from pytest_tagger_showdown.taggers.registry import ENTRY_POINT_GROUP
-from tests.datasets import four_ratings
-from tests.fakes.hub import FakeHub
+from tests.fakes.hub import VIT_V2_REPO, FakeHub
+from tests.fakes.loopback import closed_port_url
 from tests.fakes.sdwebui import FakeWebui
-from tests.unit.taggers.conftest import VIT_V2_REPO, closed_port_url
+from tests.helpers.datasets import four_ratings
 
 #: REFERENCE section 2: the webui extension's names, and the later models.
 EXPECTED_HUB_MODELS = {

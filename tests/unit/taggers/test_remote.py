@@ -27,10 +27,10 @@ from pytest_tagger_showdown.taggers.remote import (
     tag_list_prediction,
 )
 from pytest_tagger_showdown.taggers.spec import Thresholds
-from tests.datasets import png_bytes
 from tests.fakes.hydrus_dd import FakeHydrusDD
+from tests.fakes.loopback import closed_port_url
 from tests.fakes.sdwebui import FakeModel, FakeWebui
-from tests.unit.taggers.conftest import closed_port_url
+from tests.helpers.datasets import png_bytes
 
 RED = png_bytes(colour=(200, 30, 30))
 BLUE = png_bytes(colour=(30, 30, 200))

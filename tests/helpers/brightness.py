@@ -1,4 +1,4 @@
-"""A tiny dataset of grey pictures and a conftest registering the brightness tagger (tests/modelmaker.py).
+"""A tiny dataset of grey pictures and a conftest registering the brightness tagger (modelmaker.py).
 
 The tagger sees brightness only: it tags bright pictures ``white_background`` and dark ones
 ``black_background`` and always says rating general, so on these posts its score is known in advance:
@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from pytest_tagger_showdown.tags import TagCategory
-from tests.datasets import PostSpec, make_dataset
-from tests.modelmaker import make_brightness_folder, solid_png
+from tests.helpers.datasets import PostSpec, make_dataset
+from tests.helpers.modelmaker import make_brightness_folder, solid_png
 
 G = TagCategory.GENERAL
 

@@ -60,3 +60,14 @@ def four_ratings(path: Path, *, corrupt: int | None = None) -> Path:
         for i, rating in enumerate("ggssqqee")
     ]
     return make_dataset(path, specs)
+
+
+def varied_dataset(path: Path, count: int = 10, *, corrupt: int | None = None) -> Path:
+    """Posts with images of different colours and shapes; ``corrupt`` names a post with garbage bytes."""
+    specs = []
+    for i in range(count):
+        colour = ((37 * i) % 256, (91 * i + 40) % 256, (53 * i + 200) % 256)
+        image = b"not an image" if 100 + i == corrupt else png_bytes((40 + 7 * i, 30 + 11 * (i % 4)), colour)
+        tags = {"simple_background": G, "solo": G} if i % 2 else {"red_background": G, "smile": G}
+        specs.append(PostSpec(id=100 + i, rating="gsqe"[i % 4], tags=tags, image=image))
+    return make_dataset(path, specs)

@@ -31,6 +31,10 @@ from pytest_tagger_showdown.taggers.spec import Preprocessing, TaggerSpec, Thres
 
 Array = npt.NDArray[np.float32]
 
+#: The tags of :func:`write_tiny_tagger`'s model (after the 4 ratings).
+TINY_GENERAL = ("simple_background", "red_background", "blue_background", "solo", "1girl", "smile")
+TINY_CHARACTERS = ("hatsune_miku", "someone_else")
+
 
 @dataclass(frozen=True)
 class TinyWD14:
@@ -150,3 +154,15 @@ def solid_png(colour: tuple[int, int, int], size: tuple[int, int] = (64, 64)) ->
     buffer = io.BytesIO()
     Image.new("RGB", size, colour).save(buffer, "PNG")
     return buffer.getvalue()
+
+
+def write_tiny_tagger(folder: Path, seed: int = 0, *, fixed_batch: int | None = None) -> Path:
+    """A real WD14-format model (pools 448x448 to 8x8, one dense layer): fast, and its predictions
+    vary with the image, so a wrong image-to-result pairing changes scores."""
+    folder.mkdir(parents=True, exist_ok=True)
+    names = write_selected_tags(folder / "selected_tags.csv", TINY_GENERAL, TINY_CHARACTERS)
+    rng = np.random.default_rng(seed)
+    weight = rng.normal(0, 0.6, (3 * 8 * 8, len(names))).astype(np.float32)
+    bias = rng.normal(-0.5, 1.0, len(names)).astype(np.float32)
+    build_wd14_onnx(folder / "model.onnx", [Dense(weight, bias)], pool=56, fixed_batch=fixed_batch)
+    return folder
