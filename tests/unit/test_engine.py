@@ -22,6 +22,7 @@ from pytest_tagger_showdown.taggers.base import Tagger, TaggerBase
 from pytest_tagger_showdown.taggers.control import ControlTagger
 from pytest_tagger_showdown.taggers.registry import TaggerRegistry
 from pytest_tagger_showdown.taggers.spec import Thresholds
+from pytest_tagger_showdown.tags import TagCategory
 from tests.helpers.datasets import png_bytes, varied_dataset
 from tests.helpers.modelmaker import TINY_GENERAL, write_tiny_tagger
 
