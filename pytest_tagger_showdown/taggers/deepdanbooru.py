@@ -20,10 +20,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from PIL import Image
-
 import numpy as np
 import numpy.typing as npt
+from PIL import Image
 
 from ..dataset.post import Post
 from ..errors import TaggerLoadError, TaggerRunError

@@ -216,7 +216,8 @@ def test_images_up_to_pillows_hard_limit_decode_and_larger_ones_fail_naming_the_
         warnings.simplefilter("error")  # nothing leaks out either
         image = decode_image(data)
     assert image.size == (8420, 12092)
-    assert image.getpixel((0, 0)) == 0 and image.getpixel((8419, 12091)) == 255
+    assert image.getpixel((0, 0)) == 0
+    assert image.getpixel((8419, 12091)) == 255
     assert HARD_PIXEL_LIMIT == 2 * Image.MAX_IMAGE_PIXELS
     too_large = bilevel_png(13400, 13400)  # 179.6 MP, above 2 x 89,478,485
     with pytest.raises(ImageTooLargeError, match=r"179560000 pixels.*178,956,970 pixels"):
