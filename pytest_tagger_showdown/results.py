@@ -148,7 +148,12 @@ def summarize(tagger: str, results: Iterable[PostResult], worst: int = 5) -> Tag
         precision=precision,
         recall=recall,
         f1=f1,
-        rating_accuracy=_mean([1.0 if s.rating_correct else 0.0 for s in scores]),
+        # Not applicable (None, shown "-") to a tagger that never predicts a rating (no rating outputs).
+        rating_accuracy=(
+            _mean([1.0 if s.rating_correct else 0.0 for s in scores])
+            if any(s.rating_correct is not None for s in scores)
+            else None
+        ),
         incorrect_per_image=_mean([float(s.incorrect) for s in scores]),
         practical_per_image=_mean([float(s.practical_errors) for s in scores]),
         cached=sum(1 for r in scored if r.cached),

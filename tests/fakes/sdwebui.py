@@ -3,7 +3,8 @@
 ``GET /tagger/v1/interrogators`` lists the models; ``POST /tagger/v1/interrogate`` takes
 ``{"image": base64, "model": name, "threshold": t}`` and answers ``{"caption": {tag: confidence}}``
 the way toriato's extension does (or, with ``shape = "picobyte"``, ``{"caption": {"tag": {tag:
-confidence}, "rating": {rating: confidence}}}`` as picobyte's fork does): the four rating keys always, other tags only at or above the threshold,
+confidence}, "rating": {rating: confidence}}}`` as picobyte's fork does): the four rating keys
+always, other tags only at or above the threshold,
 404 ``{"detail": "Model not found"}`` for an unknown model, HTTP Basic auth (401 with
 ``WWW-Authenticate``) when credentials are set. The image is really decoded, and a model's answer
 depends on it (its mean red and blue), so a test can tell images apart.
