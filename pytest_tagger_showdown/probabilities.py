@@ -33,7 +33,7 @@ import numpy.typing as npt
 from .errors import ShowdownError
 from .metrics import SparseRows
 from .results import PostResult
-from .tags import DANBOORU_CATEGORY_IDS, RATING_MATCHES, normalize_rating, normalize_tag, rating_tag
+from .tags import DANBOORU_CATEGORY_IDS, RATING_MATCHES, SAFE, normalize_rating, normalize_tag, rating_tag
 
 #: The user_properties key a probability row travels under.
 ROW_PROPERTY: Final = "tagger_showdown_probabilities"
@@ -190,13 +190,26 @@ class ProbabilityStore:
         return self.truth, self.scores, self.predicted
 
 
+#: A pre-2022 ``rating:safe`` column: today's general and sensitive merged into one class.
+SAFE_COLUMN: Final = rating_tag(SAFE)
+_MERGED_INTO_SAFE: Final = frozenset(rating_tag(code) for code in RATING_MATCHES[SAFE])
+
+
 def _predicted_keys(result: PostResult) -> list[str]:
-    """Kept tags plus the rating, spelled as the truth spells it (a correct ``safe`` counts as right)."""
+    """Kept tags plus the rating, spelled as the truth spells it (``rating:safe`` for a safe)."""
     keys = list(result.predicted)
     if result.predicted_rating is not None:
-        matches = RATING_MATCHES.get(result.predicted_rating, frozenset())
-        keys.append(rating_tag(result.rating if result.rating in matches else result.predicted_rating))
+        keys.append(rating_tag(result.predicted_rating))
     return keys
+
+
+def _truth_keys(result: PostResult, merged_safe: bool) -> tuple[str, ...]:
+    """The true tags and rating; for a tagger with the pre-2022 ``safe`` class, a g or s post's rating
+    is that merged class, so a right ``safe`` is a true positive as in the per-post score
+    (``tags.RATING_MATCHES``) and a wrong one a false positive."""
+    if not merged_safe:
+        return result.truth
+    return tuple(SAFE_COLUMN if key in _MERGED_INTO_SAFE else key for key in result.truth)
 
 
 class ProbabilityCollector:
@@ -231,12 +244,14 @@ class ProbabilityCollector:
         complete = bool(scored) and all(r.post_id in rows for r in scored)
         if complete and len(digests) == 1 and (digest := digests.pop()) in self._vocabularies:
             vocabulary = self._vocabularies[digest]
+            merged_safe = SAFE_COLUMN in vocabulary.index
             encoded = [rows[r.post_id][1] for r in scored]
             floor = float(encoded[0]["floor"])
             score_rows = [decode_row(row) for row in encoded]
             source = SOURCE_PROBABILITIES
         else:
-            vocabulary = _fallback_vocabulary(scored, tag_categories or {})
+            merged_safe = any(r.predicted_rating == SAFE for r in scored)
+            vocabulary = _fallback_vocabulary(scored, tag_categories or {}, merged_safe)
             score_rows = []
             floor = 0.0
             source = SOURCE_KEPT_TAGS
@@ -244,8 +259,9 @@ class ProbabilityCollector:
         predicted_rows: list[tuple[list[int], None]] = []
         outside = 0
         for result in scored:
-            truth_columns = [vocabulary.index[t] for t in result.truth if t in vocabulary.index]
-            outside += len(set(result.truth)) - len(set(truth_columns))
+            truth = _truth_keys(result, merged_safe)
+            truth_columns = [vocabulary.index[t] for t in truth if t in vocabulary.index]
+            outside += len(set(truth)) - len(set(truth_columns))
             truth_rows.append((truth_columns, None))
             keys = _predicted_keys(result)
             predicted_rows.append(([vocabulary.index[k] for k in keys if k in vocabulary.index], None))
@@ -273,9 +289,11 @@ class ProbabilityCollector:
         return _restrict(store, scored_categories)
 
 
-def _fallback_vocabulary(results: Sequence[PostResult], tag_categories: Mapping[str, str]) -> TagVocabulary:
+def _fallback_vocabulary(
+    results: Sequence[PostResult], tag_categories: Mapping[str, str], merged_safe: bool
+) -> TagVocabulary:
     """Every tag seen true or predicted, for taggers with no vocabulary of their own."""
-    names = sorted({t for r in results for t in (*r.truth, *_predicted_keys(r))})
+    names = sorted({t for r in results for t in (*_truth_keys(r, merged_safe), *_predicted_keys(r))})
     categories = [
         "rating" if name.startswith("rating:") else tag_categories.get(name, "general") for name in names
     ]
