@@ -47,7 +47,7 @@ from .errors import ShowdownError, TaggerLoadError, TaggerRunError
 from .prediction import Prediction
 from .results import PostResult
 from .runner import InferenceMeter, TaggerPool, run_post, truth_tags
-from .scoring import score_prediction
+from .scoring import predicted_tags, renamed_tags, score_prediction
 from .taggers.base import Tagger
 from .taggers.wd14 import Vocabulary
 from .tags import TagCategory
@@ -329,6 +329,7 @@ class Engine:
         )
         self._threads: list[threading.Thread] = []
         self._main_dataset: Dataset | None = None
+        self._aliases: dict[str, str] | None = None
         # Loads run on a thread started here, at this thread's priority: onnxruntime's own threads
         # inherit the priority of the thread that creates the session.
         self._loader = ThreadPoolExecutor(1, thread_name_prefix="showdown-load")
@@ -517,12 +518,13 @@ class Engine:
         categories: Iterable[TagCategory] = tuple(TagCategory),
         *,
         measure: InferenceMeter = _call,
-        aliases: Mapping[str, str] | None = None,
     ) -> PostResult:
-        """Tag and score one post, as :func:`runner.run_post` does, through the pipeline and caches.
+        """Tag and score one post, as :func:`runner.run_post` does, through the pipeline and caches,
+        predicted tags renamed by the dataset's aliases (:meth:`aliases`).
 
         A tagger that is not this engine's (one a test built itself) runs plainly, uncached.
         """
+        aliases = self.aliases()
         if not (isinstance(tagger, LazyTagger) and tagger.engine is self):
             return run_post(tagger, post, self._dataset(), categories, measure=measure, aliases=aliases)
         slot = self._slot(tagger.spec.name)
@@ -549,6 +551,13 @@ class Engine:
             outcome = first
         return self._result(slot, post, outcome, categories, aliases)
 
+    def aliases(self) -> Mapping[str, str]:
+        """The dataset's tag aliases, old name -> current name (empty unless fetched with
+        ``--with-tag-relations``); read once."""
+        if self._aliases is None:
+            self._aliases = dict(self._dataset().tag_relations("alias"))
+        return self._aliases
+
     def _trim_done(self) -> None:
         """Results of batch-mates whose items never asked (skipped, deselected) do not pile up."""
         while len(self._done) > self._limit():
@@ -574,7 +583,8 @@ class Engine:
         return replace(
             base,
             score=score_prediction(post, prediction, scored, aliases),
-            predicted=tuple(sorted(prediction.tags)),
+            predicted=tuple(sorted(predicted_tags(prediction, aliases))),
+            renamed=renamed_tags(prediction, aliases),
             predicted_rating=prediction.rating,
             preprocess_s=outcome.preprocess_s,
             inference_s=outcome.inference_s,

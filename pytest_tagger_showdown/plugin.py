@@ -430,6 +430,7 @@ class ShowdownController:
                 state.posts(),
                 dataset=str(state.settings.db),
                 categories=[c.value for c in state.settings.categories],
+                aliases=state.engine.aliases(),
             )
         return state.analysis
 

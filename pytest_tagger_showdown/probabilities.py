@@ -233,9 +233,12 @@ class ProbabilityCollector:
         *,
         scored_categories: Collection[str] | None = None,
         tag_categories: Mapping[str, str] | None = None,
+        aliases: Mapping[str, str] | None = None,
     ) -> ProbabilityStore:
         """The store of ``tagger``'s scored posts; columns outside ``scored_categories`` are dropped
-        (ratings always stay), so metrics judge what the score judges."""
+        (ratings always stay), so metrics judge what the score judges. ``aliases`` (old -> current
+        name) rename the model's columns as scoring renamed its predictions (results carry current
+        names already); where a model has both names, the truth lands on the first column."""
         scored = sorted(
             (r for r in results if r.tagger == tagger and r.score is not None), key=lambda r: r.post_id
         )
@@ -244,6 +247,9 @@ class ProbabilityCollector:
         complete = bool(scored) and all(r.post_id in rows for r in scored)
         if complete and len(digests) == 1 and (digest := digests.pop()) in self._vocabularies:
             vocabulary = self._vocabularies[digest]
+            if aliases:
+                names = tuple(aliases.get(name, name) for name in vocabulary.names)
+                vocabulary = TagVocabulary(names, vocabulary.categories)
             merged_safe = SAFE_COLUMN in vocabulary.index
             encoded = [rows[r.post_id][1] for r in scored]
             floor = float(encoded[0]["floor"])
@@ -259,9 +265,9 @@ class ProbabilityCollector:
         predicted_rows: list[tuple[list[int], None]] = []
         outside = 0
         for result in scored:
-            truth = _truth_keys(result, merged_safe)
-            truth_columns = [vocabulary.index[t] for t in truth if t in vocabulary.index]
-            outside += len(set(truth)) - len(set(truth_columns))
+            true_keys = _truth_keys(result, merged_safe)
+            truth_columns = [vocabulary.index[t] for t in true_keys if t in vocabulary.index]
+            outside += len(set(true_keys)) - len(set(truth_columns))
             truth_rows.append((truth_columns, None))
             keys = _predicted_keys(result)
             predicted_rows.append(([vocabulary.index[k] for k in keys if k in vocabulary.index], None))

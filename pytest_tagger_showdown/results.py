@@ -36,6 +36,9 @@ class PostResult:
     inference_s: float | None = None
     error: str | None = None
     cached: bool = False
+    #: How many predicted tags the dataset's aliases renamed to current names (``predicted`` has the
+    #: current names).
+    renamed: int = 0
     #: The model's full output row (vocabulary order) where it has one; not part of the dict form:
     #: it travels compactly through :mod:`pytest_tagger_showdown.probabilities` instead.
     probabilities: npt.NDArray[np.float32] | None = field(default=None, compare=False, repr=False)
@@ -64,6 +67,7 @@ class PostResult:
             "inference_s": self.inference_s,
             "error": self.error,
             "cached": self.cached,
+            "renamed_by_aliases": self.renamed,
         }
 
     @classmethod
@@ -80,6 +84,7 @@ class PostResult:
             inference_s=data.get("inference_s"),
             error=data.get("error"),
             cached=bool(data.get("cached", False)),
+            renamed=int(data.get("renamed_by_aliases", 0)),
         )
 
 
@@ -108,6 +113,8 @@ class TaggerSummary:
     cached: int
     #: The lowest-scoring posts, ``(label, score)``, worst first.
     worst: tuple[tuple[str, float], ...]
+    #: Predicted tags the dataset's aliases renamed to current names, over all posts.
+    renamed_by_aliases: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         data = {name: getattr(self, name) for name in self.__dataclass_fields__}
@@ -158,6 +165,7 @@ def summarize(tagger: str, results: Iterable[PostResult], worst: int = 5) -> Tag
         practical_per_image=_mean([float(s.practical_errors) for s in scores]),
         cached=sum(1 for r in scored if r.cached),
         worst=tuple((r.label, r.score.score) for r in by_score[:worst] if r.score),
+        renamed_by_aliases=sum(r.renamed for r in scored),
     )
 
 

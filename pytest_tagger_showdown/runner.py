@@ -11,7 +11,7 @@ from .dataset.store import Dataset
 from .errors import ImageError, ShowdownError, TaggerLoadError
 from .prediction import Prediction
 from .results import PostResult
-from .scoring import score_prediction
+from .scoring import predicted_tags, renamed_tags, score_prediction
 from .taggers.backends import load_tagger
 from .taggers.base import LoadOptions, Tagger
 from .taggers.registry import TaggerRegistry
@@ -115,7 +115,8 @@ def run_post(
     return dataclasses.replace(
         base,
         score=score_prediction(post, prediction, scored, aliases),
-        predicted=tuple(sorted(prediction.tags)),
+        predicted=tuple(sorted(predicted_tags(prediction, aliases))),
+        renamed=renamed_tags(prediction, aliases),
         predicted_rating=prediction.rating,
         preprocess_s=preprocess_s,
         inference_s=inference_s,

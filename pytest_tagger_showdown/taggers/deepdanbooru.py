@@ -133,8 +133,8 @@ def model_input(data: bytes, spec: Preprocessing, size: int) -> npt.NDArray[np.f
     corrupt or oversized image fails with the same :class:`ImageError` as for every other tagger.
     Needs tensorflow and scikit-image (the ``[deepdanbooru]`` extra).
     """
-    import skimage.transform
-
+    # scikit-image is untyped: its module is used as Any.
+    skimage_transform: Any = importlib.import_module("skimage.transform")
     image = decode_image(data)
     orientation = exif_orientation(image) if spec.exif_orientation else 1
     tf = _import_tensorflow()
@@ -149,9 +149,9 @@ def model_input(data: bytes, spec: Preprocessing, size: int) -> npt.NDArray[np.f
         pixels, size=(size, size), method=tf.image.ResizeMethod.AREA, preserve_aspect_ratio=True
     ).numpy()
     height, width = resized.shape[:2]
-    transform = skimage.transform.AffineTransform(translation=(-width * 0.5, -height * 0.5))
-    transform += skimage.transform.AffineTransform(translation=(size * 0.5, size * 0.5))
-    warped = skimage.transform.warp(
+    transform = skimage_transform.AffineTransform(translation=(-width * 0.5, -height * 0.5))
+    transform += skimage_transform.AffineTransform(translation=(size * 0.5, size * 0.5))
+    warped = skimage_transform.warp(
         resized, transform.inverse, output_shape=(size, size), order=1, mode="edge"
     )
     # The original divides by 255.0 in float64; scaling in float32 would differ by an ulp.
