@@ -45,12 +45,16 @@ def analyse_run(
     dataset: str,
     categories: Collection[str],
     similarity: TagSimilarity | None = None,
+    aliases: Mapping[str, str] | None = None,
 ) -> RunAnalysis:
-    """Analyse a run's results; tag closeness comes from the posts' own tags unless given."""
+    """Analyse a run's results; tag closeness comes from the posts' own tags unless given.
+    ``aliases`` (old -> current tag name) are the ones scoring applied: the metrics apply them too."""
     tag_categories = {tag: category.value for post in posts for tag, category in post.tags.items()}
     taggers = sorted({r.tagger for r in results})
     stores = tuple(
-        collector.build(tagger, results, scored_categories=categories, tag_categories=tag_categories)
+        collector.build(
+            tagger, results, scored_categories=categories, tag_categories=tag_categories, aliases=aliases
+        )
         for tagger in taggers
     )
     metrics = {store.tagger: evaluate_store(store) for store in stores if store.post_ids.size}
@@ -64,6 +68,14 @@ def analyse_run(
     summaries = tuple(summarize_all(results))
     document = results_document(results, summaries, dataset=dataset, categories=sorted(categories))
     document["created"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    renamed: dict[str, int] = {}
+    for result in results:
+        renamed[result.tagger] = renamed.get(result.tagger, 0) + result.renamed
+    document["aliases"] = {
+        "applied": bool(aliases),
+        "count": len(aliases or {}),
+        "renamed_predictions": renamed,
+    }
     for post in document["posts"]:
         post["distance_score"] = distance.get((post["tagger"], post["post_id"]))
     averages = _averages_by_tagger(distance)

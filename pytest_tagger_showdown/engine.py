@@ -324,6 +324,7 @@ class Engine:
         )
         self._threads: list[threading.Thread] = []
         self._main_dataset: Dataset | None = None
+        self._aliases: dict[str, str] | None = None
         # Loads run on a thread started here, at this thread's priority: onnxruntime's own threads
         # inherit the priority of the thread that creates the session.
         self._loader = ThreadPoolExecutor(1, thread_name_prefix="showdown-load")
@@ -512,14 +513,15 @@ class Engine:
         categories: Iterable[TagCategory] = tuple(TagCategory),
         *,
         measure: InferenceMeter = _call,
-        aliases: Mapping[str, str] | None = None,
     ) -> PostResult:
         """Tag and score one post through the pipeline and caches: the one path that runs a post.
+        Predicted tags are renamed by the dataset's aliases (:meth:`aliases`).
 
         Errors of this post (bad image, failed inference) come back as a result with ``error`` set,
         so the caller can record them and fail just this post. A tagger that is not this engine's
         (one a test built itself) runs alone and uncached.
         """
+        aliases = self.aliases()
         if isinstance(tagger, LazyTagger) and tagger.engine is self:
             slot = self._slot(tagger.spec.name)
             outcome = self._take(slot, post)
@@ -547,6 +549,13 @@ class Engine:
             self._trim_done()
             outcome = first
         return self._result(slot, post, outcome, categories, aliases)
+
+    def aliases(self) -> Mapping[str, str]:
+        """The dataset's tag aliases, old name -> current name (empty unless fetched with
+        ``--with-tag-relations``); read once."""
+        if self._aliases is None:
+            self._aliases = dict(self._dataset().tag_relations("alias"))
+        return self._aliases
 
     def _trim_done(self) -> None:
         """Results of batch-mates whose items never asked (skipped, deselected) do not pile up."""

@@ -293,12 +293,16 @@ class EqualPoint:
 
 
 def f1_at_equal_precision_recall(truth: Matrix, scores: Matrix) -> EqualPoint | None:
-    """F1 where precision = recall, the WD14 author's headline number; None without true cells.
+    """F1 where precision = recall, the WD14 author's headline number; None without true cells, and
+    None when precision stays below recall at every threshold that predicts anything.
 
     Precision = TP / predicted and recall = TP / positives are equal exactly when as many cells are
     predicted as are true, so no bisection is needed: the cut is at the positives-th highest score.
-    With ties there, the distinct cut whose prediction count is closest wins. The threshold returned
-    works with the strict ``score > threshold`` rule (midway to the next lower score).
+    With ties there, the distinct cut whose prediction count is closest wins (the point a bisection
+    on the threshold closes in on). When even the highest score is shared by more cells than are true
+    (a tagger answering all zeros, or 0.5 everywhere), no threshold brings precision up to recall:
+    a bisection finds no crossing, and there is nothing to report. The threshold returned works with
+    the strict ``score > threshold`` rule (midway to the next lower score).
     """
     _check_same_shape(truth, scores)
     all_sorted, implicit = _sorted_scores(scores)
@@ -312,6 +316,9 @@ def f1_at_equal_precision_recall(truth: Matrix, scores: Matrix) -> EqualPoint | 
         candidates = np.union1d(candidates, np.zeros(1, dtype=np.float32))
     at_least = all_sorted.size - np.searchsorted(all_sorted, candidates, side="left")
     at_least = at_least + np.where(candidates <= 0, implicit, 0)
+    top_hits = positive_scores.size - np.searchsorted(positive_scores, candidates[-1], side="left")
+    if int(at_least[-1]) > positives and top_hits > 0:
+        return None  # 0 < precision < recall = 1 wherever anything is predicted: P never equals R
     best = int(np.argmin(np.abs(at_least - positives)[::-1]))
     best = candidates.size - 1 - best  # the highest cut among equally close ones
     cut = candidates[best]

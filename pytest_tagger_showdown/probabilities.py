@@ -35,7 +35,7 @@ from .errors import ShowdownError
 from .results import PostResult
 from .sparse import SparseRows
 from .taggers.base import Tagger
-from .tags import DANBOORU_CATEGORY_IDS, normalize_rating, normalize_tag, predicted_rating_tag, rating_tag
+from .tags import DANBOORU_CATEGORY_IDS, RATING_MATCHES, SAFE, normalize_rating, normalize_tag, rating_tag
 
 #: The user_properties key a probability row travels under.
 ROW_PROPERTY: Final = "tagger_showdown_probabilities"
@@ -192,12 +192,26 @@ class ProbabilityStore:
         return self.truth, self.scores, self.predicted
 
 
+#: A pre-2022 ``rating:safe`` column: today's general and sensitive merged into one class.
+SAFE_COLUMN: Final = rating_tag(SAFE)
+_MERGED_INTO_SAFE: Final = frozenset(rating_tag(code) for code in RATING_MATCHES[SAFE])
+
+
 def _predicted_keys(result: PostResult) -> list[str]:
-    """Kept tags plus the rating, spelled as the truth spells it (a correct ``safe`` counts as right)."""
+    """Kept tags plus the rating, spelled as the truth spells it (``rating:safe`` for a safe)."""
     keys = list(result.predicted)
     if result.predicted_rating is not None:
-        keys.append(predicted_rating_tag(result.predicted_rating, result.rating))
+        keys.append(rating_tag(result.predicted_rating))
     return keys
+
+
+def _truth_keys(result: PostResult, merged_safe: bool) -> tuple[str, ...]:
+    """The true tags and rating; for a tagger with the pre-2022 ``safe`` class, a g or s post's rating
+    is that merged class, so a right ``safe`` is a true positive as in the per-post score
+    (``tags.RATING_MATCHES``) and a wrong one a false positive."""
+    if not merged_safe:
+        return result.truth
+    return tuple(SAFE_COLUMN if key in _MERGED_INTO_SAFE else key for key in result.truth)
 
 
 class ProbabilityCollector:
@@ -221,9 +235,12 @@ class ProbabilityCollector:
         *,
         scored_categories: Collection[str] | None = None,
         tag_categories: Mapping[str, str] | None = None,
+        aliases: Mapping[str, str] | None = None,
     ) -> ProbabilityStore:
         """The store of ``tagger``'s scored posts; columns outside ``scored_categories`` are dropped
-        (ratings always stay), so metrics judge what the score judges."""
+        (ratings always stay), so metrics judge what the score judges. ``aliases`` (old -> current
+        name) rename the model's columns as scoring renamed its predictions (results carry current
+        names already); where a model has both names, the truth lands on the first column."""
         scored = sorted(
             (r for r in results if r.tagger == tagger and r.score is not None), key=lambda r: r.post_id
         )
@@ -232,12 +249,17 @@ class ProbabilityCollector:
         complete = bool(scored) and all(r.post_id in rows for r in scored)
         if complete and len(digests) == 1 and (digest := digests.pop()) in self._vocabularies:
             vocabulary = self._vocabularies[digest]
+            if aliases:
+                names = tuple(aliases.get(name, name) for name in vocabulary.names)
+                vocabulary = TagVocabulary(names, vocabulary.categories)
+            merged_safe = SAFE_COLUMN in vocabulary.index
             encoded = [rows[r.post_id][1] for r in scored]
             floor = float(encoded[0]["floor"])
             score_rows = [decode_row(row) for row in encoded]
             source = SOURCE_PROBABILITIES
         else:
-            vocabulary = _fallback_vocabulary(scored, tag_categories or {})
+            merged_safe = any(r.predicted_rating == SAFE for r in scored)
+            vocabulary = _fallback_vocabulary(scored, tag_categories or {}, merged_safe)
             score_rows = []
             floor = 0.0
             source = SOURCE_KEPT_TAGS
@@ -245,8 +267,9 @@ class ProbabilityCollector:
         predicted_rows: list[tuple[list[int], None]] = []
         outside = 0
         for result in scored:
-            truth_columns = [vocabulary.index[t] for t in result.truth if t in vocabulary.index]
-            outside += len(set(result.truth)) - len(set(truth_columns))
+            true_keys = _truth_keys(result, merged_safe)
+            truth_columns = [vocabulary.index[t] for t in true_keys if t in vocabulary.index]
+            outside += len(set(true_keys)) - len(set(truth_columns))
             truth_rows.append((truth_columns, None))
             keys = _predicted_keys(result)
             predicted_rows.append(([vocabulary.index[k] for k in keys if k in vocabulary.index], None))
@@ -274,9 +297,11 @@ class ProbabilityCollector:
         return _restrict(store, scored_categories)
 
 
-def _fallback_vocabulary(results: Sequence[PostResult], tag_categories: Mapping[str, str]) -> TagVocabulary:
+def _fallback_vocabulary(
+    results: Sequence[PostResult], tag_categories: Mapping[str, str], merged_safe: bool
+) -> TagVocabulary:
     """Every tag seen true or predicted, for taggers with no vocabulary of their own."""
-    names = sorted({t for r in results for t in (*r.truth, *_predicted_keys(r))})
+    names = sorted({t for r in results for t in (*_truth_keys(r, merged_safe), *_predicted_keys(r))})
     categories = [
         "rating" if name.startswith("rating:") else tag_categories.get(name, "general") for name in names
     ]

@@ -19,7 +19,7 @@ import numpy.typing as npt
 from . import atomic
 from .dataset.post import Post
 from .prediction import Prediction
-from .scoring import ShowdownScore, score_prediction
+from .scoring import ShowdownScore, predicted_tags, renamed_tags, score_prediction
 from .tags import TagCategory, rating_tag
 
 JSON_FORMAT_VERSION = 1
@@ -42,6 +42,9 @@ class PostResult:
     inference_s: float | None = None
     error: str | None = None
     cached: bool = False
+    #: How many predicted tags the dataset's aliases renamed to current names (``predicted`` has the
+    #: current names).
+    renamed: int = 0
     #: The model's full output row (vocabulary order) where it has one; not part of the dict form:
     #: it travels compactly through :mod:`pytest_tagger_showdown.probabilities` instead.
     probabilities: npt.NDArray[np.float32] | None = field(default=None, compare=False, repr=False)
@@ -70,6 +73,7 @@ class PostResult:
             "inference_s": self.inference_s,
             "error": self.error,
             "cached": self.cached,
+            "renamed_by_aliases": self.renamed,
         }
 
     @classmethod
@@ -86,6 +90,7 @@ class PostResult:
             inference_s=data.get("inference_s"),
             error=data.get("error"),
             cached=bool(data.get("cached", False)),
+            renamed=int(data.get("renamed_by_aliases", 0)),
         )
 
 
@@ -125,7 +130,8 @@ def post_result(
         post_id=post.id,
         rating=post.rating,
         score=score_prediction(post, prediction, scored, aliases),
-        predicted=tuple(sorted(prediction.tags)),
+        predicted=tuple(sorted(predicted_tags(prediction, aliases))),
+        renamed=renamed_tags(prediction, aliases),
         predicted_rating=prediction.rating,
         truth=truth,
         preprocess_s=preprocess_s,
@@ -160,6 +166,8 @@ class TaggerSummary:
     cached: int
     #: The lowest-scoring posts, ``(label, score)``, worst first.
     worst: tuple[tuple[str, float], ...]
+    #: Predicted tags the dataset's aliases renamed to current names, over all posts.
+    renamed_by_aliases: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         data = {name: getattr(self, name) for name in self.__dataclass_fields__}
@@ -200,11 +208,17 @@ def summarize(tagger: str, results: Iterable[PostResult], worst: int = 5) -> Tag
         precision=precision,
         recall=recall,
         f1=f1,
-        rating_accuracy=_mean([1.0 if s.rating_correct else 0.0 for s in scores]),
+        # Not applicable (None, shown "-") to a tagger that never predicts a rating (no rating outputs).
+        rating_accuracy=(
+            _mean([1.0 if s.rating_correct else 0.0 for s in scores])
+            if any(s.rating_correct is not None for s in scores)
+            else None
+        ),
         incorrect_per_image=_mean([float(s.incorrect) for s in scores]),
         practical_per_image=_mean([float(s.practical_errors) for s in scores]),
         cached=sum(1 for r in scored if r.cached),
         worst=tuple((r.label, r.score.score) for r in by_score[:worst] if r.score),
+        renamed_by_aliases=sum(r.renamed for r in scored),
     )
 
 

@@ -81,11 +81,20 @@ class ShowdownScore:
 
 
 def predicted_tags(prediction: Prediction, aliases: Mapping[str, str] | None = None) -> frozenset[str]:
-    """The prediction's tags in Danbooru spelling, aliases resolved (``aliases`` maps old -> new name)."""
+    """The prediction's tags in Danbooru spelling, aliases resolved (``aliases`` maps old -> new name:
+    Danbooru's tag aliases, antecedent -> consequent, so a tagger trained before a rename is not
+    punished for the old name of a right tag)."""
     names = (normalize_tag(tag) for tag in prediction.tags)
     if aliases:
         names = (aliases.get(name, name) for name in names)
     return frozenset(names)
+
+
+def renamed_tags(prediction: Prediction, aliases: Mapping[str, str] | None) -> int:
+    """How many of the prediction's tags ``aliases`` gives a current name."""
+    if not aliases:
+        return 0
+    return sum(1 for tag in prediction.tags if normalize_tag(tag) in aliases)
 
 
 def score_prediction(

@@ -223,6 +223,7 @@ class ShowdownSession:
                 self.posts(),
                 dataset=str(self.settings.db),
                 categories=[c.value for c in self.settings.categories],
+                aliases=self.engine.aliases(),
             )
         return self.analysis
 

@@ -2,8 +2,9 @@
 
 Closeness of two tags is their cosine similarity over posts, ``|A and B| / sqrt(|A| |B|)`` where
 ``A`` and ``B`` are the posts carrying each tag: 1 for tags that always appear together, 0 for tags
-never seen on one post. It comes from the dataset's own human tags (:class:`Cooccurrence`) or from
-Danbooru's related tags when they have been fetched (:class:`RelatedTags`, the API's cosine).
+never seen on one post. A run takes it from the dataset's own human tags (:class:`Cooccurrence`);
+:class:`RelatedTags` reads Danbooru's ``/related_tag.json`` answers (the API's cosine) for callers of
+``analysis.analyse_run`` that fetched them (``fetch`` does not).
 
 A wrong tag's cost is ``1 - closeness`` to the nearest true tag of the post, and
 

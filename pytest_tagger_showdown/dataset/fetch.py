@@ -32,7 +32,7 @@ from typing import Any, Final, Literal, Protocol, TextIO
 from tqdm import tqdm
 
 from ..errors import ImageError
-from ..taggers.preprocess import decode_image
+from ..taggers.preprocess import ImageTooLargeError, decode_image
 from ..tags import RATINGS
 from .danbooru import (
     DanbooruClient,
@@ -193,6 +193,8 @@ def _check_sample(data: bytes, size: tuple[int, int] | None) -> str | None:
     """A sample has no md5 to check: it must decode fully, at the size Danbooru lists for it."""
     try:
         image = decode_image(data)
+    except ImageTooLargeError as exc:
+        return str(exc)
     except ImageError:
         return "undecodable sample"
     if size is not None and image.size != size:
@@ -218,7 +220,8 @@ def fetch_image(
             decode_image(data)
         except ImageError as exc:
             log.warning(f"post {post.id}: {exc}")
-            raise _RejectedError("undecodable image") from None
+            too_large = isinstance(exc, ImageTooLargeError)
+            raise _RejectedError(str(exc) if too_large else "undecodable image") from None
     return data, "original" if source.original else "sample"
 
 

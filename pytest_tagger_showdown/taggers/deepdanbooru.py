@@ -22,22 +22,21 @@ from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
+from PIL import Image
 
 from ..dataset.post import Post
 from ..errors import TaggerLoadError, TaggerRunError
 from ..prediction import Prediction
 from ..tags import normalize_rating
 from .base import LoadOptions, TaggerBase, Vocabulary
-from .preprocess import decode_image, preprocess
+from .preprocess import ORIENTATION_TRANSPOSE, decode_image, exif_orientation
 from .spec import Preprocessing, TaggerSpec, Thresholds
 from .wd14 import CHARACTER_CATEGORY, RATING_CATEGORY, OutputLayout
 
 BACKEND: Final = "deepdanbooru"
-#: DeepDanbooru's ``load_image_for_evaluate``: fit keeping the aspect ratio with AREA, centre-pad by
-#: repeating edge pixels, RGB, values / 255; the size comes from ``model.input_shape``.
-PREPROCESSING: Final = Preprocessing(
-    size=None, channel_order="RGB", scale=1 / 255, padding="edge", resize="area"
-)
+#: DeepDanbooru's ``load_image_for_evaluate`` (:func:`model_input`): RGB, values / 255; the size comes
+#: from ``model.input_shape``.
+PREPROCESSING: Final = Preprocessing(size=None, channel_order="RGB", scale=1 / 255, steps="deepdanbooru")
 #: hydrus-dd's default cut-off, for every category.
 THRESHOLDS: Final = Thresholds(general=0.5, character=0.5)
 GENERAL_CATEGORY: Final = 0
@@ -105,6 +104,62 @@ def project_vocabulary(folder: Path) -> Vocabulary:
     return Vocabulary(names=tuple(names), categories=categories)
 
 
+def _import_tensorflow() -> Any:
+    # TensorFlow's C++ start-up chatter is noise in a test run; a user's own setting wins.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    return tf
+
+
+def model_input(data: bytes, spec: Preprocessing, size: int) -> npt.NDArray[np.float32]:
+    """DeepDanbooru's own evaluation steps, with its own libraries: ``[size, size, 3]`` float32 RGB 0..1.
+
+    As ``load_image_for_evaluate`` (``deepdanbooru/data/__init__.py``) and ``transform_and_pad_image``
+    (``deepdanbooru/image/__init__.py``) in KichangKim/DeepDanbooru do:
+
+    1. TensorFlow decodes asking for 3 channels (``tf.io.decode_png(raw, channels=3)``, which reads
+       JPEG too): alpha is dropped, not composited, so transparent pixels keep their stored colour.
+       Formats it cannot read (GIF, WebP: the original tries tensorflow-io there) are decoded by Pillow
+       and converted to RGB, which drops alpha the same way.
+    2. ``tf.image.resize(size x size, AREA, preserve_aspect_ratio=True)``.
+    3. A scikit-image affine warp centres the result on the ``size x size`` canvas (translate by minus
+       half its size, then plus half the canvas: fractional offsets), bilinear (``order=1``),
+       ``mode="edge"`` (edge pixels repeated into the border).
+    4. ``/ 255``.
+
+    Before step 1 the EXIF orientation is applied when the spec says so (the original does not; the
+    people who tagged the post saw it upright). The bytes are first decoded by Pillow too, so that a
+    corrupt or oversized image fails with the same :class:`ImageError` as for every other tagger.
+    Needs tensorflow and scikit-image (the ``[deepdanbooru]`` extra).
+    """
+    # scikit-image is untyped: its module is used as Any.
+    skimage_transform: Any = importlib.import_module("skimage.transform")
+    image = decode_image(data)
+    orientation = exif_orientation(image) if spec.exif_orientation else 1
+    tf = _import_tensorflow()
+    try:
+        pixels = np.asarray(tf.io.decode_png(data, channels=3))
+    except (tf.errors.InvalidArgumentError, tf.errors.UnknownError):
+        pixels = np.asarray(image.convert("RGB"))
+    del image
+    if orientation != 1:
+        pixels = np.asarray(Image.fromarray(pixels).transpose(ORIENTATION_TRANSPOSE[orientation]))
+    resized = tf.image.resize(
+        pixels, size=(size, size), method=tf.image.ResizeMethod.AREA, preserve_aspect_ratio=True
+    ).numpy()
+    height, width = resized.shape[:2]
+    transform = skimage_transform.AffineTransform(translation=(-width * 0.5, -height * 0.5))
+    transform += skimage_transform.AffineTransform(translation=(size * 0.5, size * 0.5))
+    warped = skimage_transform.warp(
+        resized, transform.inverse, output_shape=(size, size), order=1, mode="edge"
+    )
+    # The original divides by 255.0 in float64; scaling in float32 would differ by an ulp.
+    scaled = warped / (1 / spec.scale) if spec.scale != 1.0 else warped
+    array: npt.NDArray[np.float32] = np.ascontiguousarray(scaled, dtype=np.float32)
+    return array
+
+
 def _import_keras() -> Any:
     # TensorFlow's C++ start-up chatter is noise in a test run; a user's own setting wins.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -158,7 +213,7 @@ class DeepDanbooruTagger(TaggerBase):
             raise TaggerLoadError(str(exc)) from exc
 
     def prepare(self, post: Post, image: bytes) -> object:
-        return preprocess(decode_image(image), self.spec.preprocessing, self.size)
+        return model_input(image, self.spec.preprocessing, self.size)
 
     def infer(self, batch: Sequence[object]) -> list[Prediction]:
         chunk = np.stack([np.asarray(item, dtype=np.float32) for item in batch])

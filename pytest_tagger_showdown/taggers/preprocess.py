@@ -3,33 +3,83 @@
 from __future__ import annotations
 
 import io
+import threading
 import warnings
+from typing import Final
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from ..errors import ImageError
 from .spec import Preprocessing
 
-_RESAMPLE = {"bicubic": Image.Resampling.BICUBIC, "area": Image.Resampling.BOX}
+#: Pillow's hard limit: it refuses (``DecompressionBombError``) above twice ``MAX_IMAGE_PIXELS``
+#: (2 x 89,478,485); between the two it only warns. Real Danbooru originals reach 100 MP (8420 x 12092).
+HARD_PIXEL_LIMIT: Final = 2 * (Image.MAX_IMAGE_PIXELS or 89_478_485)
+#: One image above Pillow's warning size is decoded at a time per process, so that decoding threads
+#: cannot hold several 300 MB bitmaps at once.
+_LARGE_DECODE = threading.Lock()
+#: The transposition that turns an image upright for each EXIF Orientation value (Pillow's own
+#: table in ``ImageOps.exif_transpose``), for pixels decoded by something other than Pillow.
+ORIENTATION_TRANSPOSE: Final[dict[int, Image.Transpose]] = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+class ImageTooLargeError(ImageError):
+    """An image above Pillow's hard pixel limit: refused before decoding."""
 
 
 def decode_image(data: bytes) -> Image.Image:
-    """Decode image bytes fully (the first frame of an animation), or raise :class:`ImageError`."""
+    """Decode image bytes fully (the first frame of an animation), or raise :class:`ImageError`.
+
+    Images up to Pillow's hard limit (:data:`HARD_PIXEL_LIMIT` pixels) decode; above it this raises
+    :class:`ImageTooLargeError` naming the size, without decoding. Pillow's warning in between is
+    not an error: a 100 MP original is a real image, and the reference steps handle it.
+    """
     if not data:
         raise ImageError("the image is empty (0 bytes)")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
             image.seek(0)
-            image.load()
+            if image.width * image.height > (Image.MAX_IMAGE_PIXELS or HARD_PIXEL_LIMIT):
+                with _LARGE_DECODE:
+                    image.load()
+            else:
+                image.load()
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLargeError(
+            f"the image is too large to decode: {exc} (Pillow's limit is {HARD_PIXEL_LIMIT:,} pixels)"
+        ) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageError(f"cannot decode the image ({len(data)} bytes): {exc}") from exc
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"refusing a decompression bomb: {exc}") from exc
     return image
+
+
+def exif_orientation(image: Image.Image) -> int:
+    """The image's EXIF Orientation (1..8; 1, upright, when absent or unreadable)."""
+    try:
+        value = image.getexif().get(ExifTags.Base.Orientation, 1)
+    except (OSError, ValueError, SyntaxError):
+        return 1
+    return value if isinstance(value, int) and value in ORIENTATION_TRANSPOSE else 1
+
+
+def upright(image: Image.Image) -> Image.Image:
+    """The image turned as its EXIF Orientation says (``PIL.ImageOps.exif_transpose``); the image
+    itself when it is upright already (no copy of a large bitmap for nothing)."""
+    if exif_orientation(image) == 1:
+        return image
+    return ImageOps.exif_transpose(image)
 
 
 def composite_on_white(image: Image.Image) -> Image.Image:
@@ -51,42 +101,32 @@ def composite_on_white(image: Image.Image) -> Image.Image:
     return canvas.convert("RGB")
 
 
-def pad_to_square(image: Image.Image, padding: str) -> Image.Image:
-    """Centre ``image`` on a square of side max(w, h), filled with white, black or repeated edges."""
+def pad_to_square(image: Image.Image) -> Image.Image:
+    """Centre ``image`` on a white square of side max(w, h) (offsets rounded down, as the demo)."""
     width, height = image.size
     side = max(width, height)
     if width == height:
         return image
-    left, top = (side - width) // 2, (side - height) // 2
-    if padding == "edge":
-        array = np.asarray(image)
-        pads = ((top, side - height - top), (left, side - width - left), (0, 0))
-        return Image.fromarray(np.pad(array, pads, mode="edge"))
-    fill = (255, 255, 255) if padding == "white" else (0, 0, 0)
-    square = Image.new("RGB", (side, side), fill)
-    square.paste(image, (left, top))
+    square = Image.new("RGB", (side, side), (255, 255, 255))
+    square.paste(image, ((side - width) // 2, (side - height) // 2))
     return square
 
 
 def preprocess(image: Image.Image, spec: Preprocessing, size: int) -> npt.NDArray[np.float32]:
-    """The model input for one image: ``[size, size, 3]`` float32 in the spec's channel order and scale.
+    """The model input for one image by the WD14 reference steps: ``[size, size, 3]`` float32 in the
+    spec's channel order and scale (``[448, 448, 3]`` BGR 0..255 for WD14).
 
-    White padding follows the WD14 reference (pad the full image, then resize); edge and zero padding
-    follow DeepDanbooru (resize to fit keeping the aspect ratio, then pad).
+    Steps (REFERENCE 2): EXIF orientation (when the spec says so), composite over white, pad to a
+    white square, BICUBIC to ``size``. DeepDanbooru's steps decode differently and live in
+    ``taggers.deepdanbooru``; a spec with ``steps="deepdanbooru"`` raises ``ValueError`` here.
     """
-    rgb = composite_on_white(image)
-    resample = _RESAMPLE[spec.resize]
-    if spec.padding == "white":
-        square = pad_to_square(rgb, "white")
-        if square.size[0] != size:
-            square = square.resize((size, size), resample)
-    else:
-        width, height = rgb.size
-        ratio = size / max(width, height)
-        fitted = (max(1, round(width * ratio)), max(1, round(height * ratio)))
-        if fitted != rgb.size:
-            rgb = rgb.resize(fitted, resample)
-        square = pad_to_square(rgb, spec.padding)
+    if spec.steps != "wd14":
+        raise ValueError(f"preprocess() runs the WD14 steps, not {spec.steps!r}")
+    if spec.exif_orientation:
+        image = upright(image)
+    square = pad_to_square(composite_on_white(image))
+    if square.size[0] != size:
+        square = square.resize((size, size), Image.Resampling.BICUBIC)
     array = np.asarray(square, dtype=np.float32)
     if spec.channel_order == "BGR":
         array = array[:, :, ::-1]

@@ -19,13 +19,14 @@ from typing import Any, Final
 
 import numpy as np
 import requests
+from PIL import Image
 
 from ..dataset.post import Post
 from ..errors import ImageError, TaggerLoadError, TaggerRunError
 from ..prediction import Prediction
 from ..tags import normalize_rating, normalize_tag
 from .base import LoadOptions, TaggerBase
-from .preprocess import decode_image
+from .preprocess import decode_image, exif_orientation, upright
 from .spec import TaggerSpec, Thresholds
 from .wd14 import mcut_threshold
 
@@ -159,7 +160,10 @@ class SdWebuiTagger(SdWebuiClient):
             )
 
     def prepare(self, post: Post, image: bytes) -> object:
-        decode_image(image)
+        """The image as base64: its own bytes, or a PNG of it turned upright when its EXIF says so."""
+        decoded = decode_image(image)
+        if self.spec.preprocessing.exif_orientation and exif_orientation(decoded) != 1:
+            image = _png(upright(decoded), "the webui")
         return base64.b64encode(image).decode("ascii")
 
     def infer(self, batch: Sequence[object]) -> list[Prediction]:
@@ -173,16 +177,50 @@ class SdWebuiTagger(SdWebuiClient):
                 "/tagger/v1/interrogate",
                 json={"image": item, "model": self.model, "threshold": sent},
             )
-            caption = answer.get("caption") if isinstance(answer, dict) else None
-            if not isinstance(caption, dict) or not all(
-                isinstance(value, int | float) and not isinstance(value, bool) for value in caption.values()
-            ):
+            caption = flat_caption(answer)
+            if caption is None:
                 raise TaggerRunError(
-                    f"tagger {self.spec.name}: {self.url} answered no {{tag: confidence}} caption: "
-                    f"{_excerpt(repr(answer))}"
+                    f'tagger {self.spec.name}: {self.url} answered neither {{"caption": {{tag: '
+                    f'confidence}}}} (toriato) nor {{"caption": {{"tag": {{...}}, "rating": {{...}}}}}} '
+                    f"(picobyte's fork): got {_excerpt(repr(answer))}"
                 )
             predictions.append(caption_prediction(caption, thresholds))
         return predictions
+
+
+def _confidences(value: object) -> dict[str, float] | None:
+    if not isinstance(value, dict) or not all(
+        isinstance(key, str) and isinstance(number, int | float) and not isinstance(number, bool)
+        for key, number in value.items()
+    ):
+        return None
+    return {key: float(number) for key, number in value.items()}
+
+
+def flat_caption(answer: object) -> dict[str, float] | None:
+    """The ``{tag: confidence}`` of an interrogate answer in either shape found in the wild (REFERENCE
+    4): toriato's ``{"caption": {tag: confidence}}`` (rating keys among the tags) or picobyte's fork's
+    ``{"caption": {"tag": {tag: confidence}, "rating": {rating: confidence}}}``; None for anything else.
+    """
+    caption = answer.get("caption") if isinstance(answer, dict) else None
+    flat = _confidences(caption)
+    if flat is not None:
+        return flat
+    if isinstance(caption, dict) and set(caption) == {"tag", "rating"}:
+        tags, ratings = _confidences(caption["tag"]), _confidences(caption["rating"])
+        if tags is not None and ratings is not None:
+            # The fork names ratings as the rating keys (general, ...): caption_prediction reads them.
+            return {**tags, **ratings}
+    return None
+
+
+def _png(image: Image.Image, receiver: str) -> bytes:
+    buffer = io.BytesIO()
+    try:
+        image.save(buffer, "PNG")
+    except (OSError, ValueError) as exc:
+        raise ImageError(f"cannot re-encode a {image.mode} image as PNG for {receiver}: {exc}") from exc
+    return buffer.getvalue()
 
 
 def caption_prediction(caption: Mapping[str, float], thresholds: Thresholds) -> Prediction:
@@ -221,19 +259,14 @@ class HydrusDDTagger(HttpTagger):
         super().__init__(spec, options, "--hydrus-dd-url", "HYDRUS_DD_URL")
 
     def prepare(self, post: Post, image: bytes) -> object:
-        """The bytes as they are when the server takes the type (it goes by file name), else PNG."""
+        """The bytes as they are when the server takes the type (it goes by file name), else PNG; a
+        PNG turned upright too when the image's EXIF orientation says so (the server ignores it)."""
         decoded = decode_image(image)
         known = HYDRUS_DD_TYPES.get(decoded.format or "")
-        if known is not None:
+        turn = self.spec.preprocessing.exif_orientation and exif_orientation(decoded) != 1
+        if known is not None and not turn:
             return Upload(f"{post.id}.{known[0]}", known[1], image)
-        buffer = io.BytesIO()
-        try:
-            decoded.save(buffer, "PNG")
-        except (OSError, ValueError) as exc:
-            raise ImageError(
-                f"cannot re-encode a {decoded.format} image as PNG for hydrus-dd: {exc}"
-            ) from exc
-        return Upload(f"{post.id}.png", "image/png", buffer.getvalue())
+        return Upload(f"{post.id}.png", "image/png", _png(upright(decoded) if turn else decoded, "hydrus-dd"))
 
     def infer(self, batch: Sequence[object]) -> list[Prediction]:
         predictions = []

@@ -10,8 +10,8 @@ from typing import Literal
 from ..tags import TagCategory
 
 ChannelOrder = Literal["RGB", "BGR"]
-Padding = Literal["white", "edge", "zero"]
-Resize = Literal["bicubic", "area"]
+#: Which reference's steps turn the decoded image into the model's pixels (see ``preprocess``).
+Steps = Literal["wd14", "deepdanbooru"]
 
 
 @dataclass(frozen=True)
@@ -19,14 +19,18 @@ class Preprocessing:
     """How an image becomes the model's input array.
 
     The defaults are the WD14 reference steps: composite over white, pad to a white square, BICUBIC to
-    448, BGR, float32 0..255. ``size=None`` means: read it from the model.
+    448, BGR, float32 0..255. ``steps="deepdanbooru"`` are DeepDanbooru's own evaluation steps
+    (``taggers.deepdanbooru.model_input``). ``size=None`` means: read it from the model.
+    ``exif_orientation``: turn the image upright by its EXIF Orientation first, as browsers (and so the
+    people who tagged the post) and the WD14 demo's image component do. Every field is part of the
+    cache key of prepared inputs and predictions.
     """
 
     size: int | None = 448
     channel_order: ChannelOrder = "BGR"
     scale: float = 1.0
-    padding: Padding = "white"
-    resize: Resize = "bicubic"
+    steps: Steps = "wd14"
+    exif_orientation: bool = True
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import struct
 import threading
 import time
 from collections import Counter
@@ -86,6 +87,15 @@ def make_image(seed: int, ext: str, size: tuple[int, int] = (40, 30), *, animate
     return buffer.getvalue()
 
 
+def _image_size(data: bytes) -> tuple[int, int]:
+    """An image's size; a PNG's from its header, so that one above Pillow's limit has a size too."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        width, height = struct.unpack(">II", data[16:24])
+        return width, height
+    with Image.open(io.BytesIO(data)) as opened:
+        return opened.size
+
+
 def first_frame_colour(seed: int) -> tuple[int, int, int]:
     """The colour an image made by :func:`make_image` has away from its marker pixel."""
     return _colour(seed)
@@ -144,14 +154,16 @@ class FakeDanbooru(LoopbackFake):
         banned: bool = False,
         sample: bool = False,
         animated: bool = False,
+        image: bytes | None = None,
     ) -> dict[str, Any]:
-        """A new post, newer than all before it; returns its JSON as the API shows it."""
+        """A new post, newer than all before it; returns its JSON as the API shows it. ``image``: the
+        original's bytes instead of a generated image (of type ``ext``)."""
         with self._lock:
             self._next_id += 1
             post_id = self._next_id
         if ext in IMAGE_TYPES:
-            data = make_image(post_id, ext, animated=animated)
-            width, height = Image.open(io.BytesIO(data)).size
+            data = make_image(post_id, ext, animated=animated) if image is None else image
+            width, height = _image_size(data)
             content_type = IMAGE_TYPES[ext]
         else:
             data = f"not an image: {ext} post {post_id}".encode() * 10

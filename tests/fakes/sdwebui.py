@@ -2,7 +2,9 @@
 
 ``GET /tagger/v1/interrogators`` lists the models; ``POST /tagger/v1/interrogate`` takes
 ``{"image": base64, "model": name, "threshold": t}`` and answers ``{"caption": {tag: confidence}}``
-the way the extension does: the four rating keys always, other tags only at or above the threshold,
+the way toriato's extension does (or, with ``shape = "picobyte"``, ``{"caption": {"tag": {tag:
+confidence}, "rating": {rating: confidence}}}`` as picobyte's fork does): the four rating keys
+always, other tags only at or above the threshold,
 404 ``{"detail": "Model not found"}`` for an unknown model, HTTP Basic auth (401 with
 ``WWW-Authenticate``) when credentials are set. The image is really decoded, and a model's answer
 depends on it (its mean red and blue), so a test can tell images apart.
@@ -50,12 +52,16 @@ class FakeModel:
         default_factory=lambda: {"simple background": 0.9, "1girl": 0.3, "hatsune miku": 0.5}
     )
 
-    def answer(self, image: Image.Image, threshold: float) -> dict[str, float]:
+    def answer(self, image: Image.Image, threshold: float, shape: str = "toriato") -> dict[str, Any]:
+        """The caption: flat (toriato's extension) or split into tags and ratings (picobyte's fork)."""
         rgb = np.asarray(image.convert("RGB"), dtype=np.float32) / 255
         red, blue = float(rgb[..., 0].mean()), float(rgb[..., 2].mean())
         tags = {**self.tags, "red background": max(0.0, red - blue), "blue background": max(0.0, blue - red)}
         kept = {tag: round(value, 4) for tag, value in tags.items() if value >= threshold}
-        return {**self.ratings, **dict(sorted(kept.items(), key=lambda item: -item[1]))}
+        ordered = dict(sorted(kept.items(), key=lambda item: -item[1]))
+        if shape == "picobyte":
+            return {"tag": ordered, "rating": dict(self.ratings)}
+        return {**self.ratings, **ordered}
 
 
 class FakeWebui(LoopbackFake):
@@ -74,6 +80,8 @@ class FakeWebui(LoopbackFake):
             self.interrogations: list[Interrogation] = []
             self.delay = 0.0
             self.garbage: str | None = None
+            #: ``toriato`` (the extension) or ``picobyte`` (the fork's split caption).
+            self.shape = "toriato"
 
     def _handle(self, request: Request) -> Response:
         if self.credentials is not None:
@@ -103,7 +111,7 @@ class FakeWebui(LoopbackFake):
             time.sleep(self.delay)
         if self.garbage is not None:
             return Response(self.garbage, status=200, content_type="application/json")
-        return _json({"caption": model.answer(image, threshold)})
+        return _json({"caption": model.answer(image, threshold, self.shape)})
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

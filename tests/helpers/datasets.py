@@ -27,6 +27,16 @@ def png_bytes(size: tuple[int, int] = (64, 48), colour: tuple[int, int, int] = (
     return buffer.getvalue()
 
 
+def bilevel_png(width: int, height: int) -> bytes:
+    """A 1-bit PNG, black top-left quarter on white: 100 MP compresses to a few dozen kB, so tests
+    can use real images around Pillow's pixel limits without a large file."""
+    image = Image.new("1", (width, height), 1)
+    image.paste(0, (0, 0, width // 2, height // 2))
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
 @dataclass(frozen=True)
 class PostSpec:
     id: int

@@ -7,7 +7,13 @@ from pytest_tagger_showdown.scoring import ShowdownScore
 
 
 def result(
-    post_id: int, correct: int, incorrect: int, truth: int, *, tagger: str = "t", rating_ok: bool = True
+    post_id: int,
+    correct: int,
+    incorrect: int,
+    truth: int,
+    *,
+    tagger: str = "t",
+    rating_ok: bool | None = True,
 ) -> PostResult:
     """Post ``post_id`` (rating g) with ``correct`` of ``truth`` tags found and ``incorrect`` extra ones."""
     return PostResult(

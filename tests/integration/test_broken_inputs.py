@@ -10,18 +10,20 @@ from tests.helpers.runs import ShowdownRun, table_rows
 
 
 def test_a_corrupt_image_fails_one_item_only(run_showdown: ShowdownRun, tmp_path: Path) -> None:
+    """For every tagger alike: the control decodes the image too."""
     db = four_ratings(tmp_path / "data.db", corrupt=103)
     model = make_wd14_folder(tmp_path / "tiny", size=32)
     tagger = f"onnx:{model.folder}"
-    result, document = run_showdown("--tagger", tagger, "--showdown-db", str(db), "-rf")
+    result, document = run_showdown("--tagger", f"{tagger},control", "--showdown-db", str(db), "-rf")
     assert result.ret == 1
-    result.assert_outcomes(passed=7, failed=1)
-    result.stdout.fnmatch_lines(["post103-s: cannot decode the image (12 bytes): cannot identify image*"])
-    row = table_rows(result)[tagger]
-    assert (row[1], row[2]) == ("7", "1")  # images, errors
-    errored = [post for post in document["posts"] if post["error"]]
-    assert [post["post_id"] for post in errored] == [103]
-    assert document["taggers"][tagger]["images"] == 7
+    result.assert_outcomes(passed=14, failed=2)
+    result.stdout.fnmatch_lines(["post103-s: cannot decode the image (12 bytes): cannot identify image*"] * 2)
+    rows = table_rows(result)
+    for name in (tagger, "control"):
+        assert (rows[name][1], rows[name][2]) == ("7", "1")  # images, errors
+        assert document["taggers"][name]["images"] == 7
+    errored = [(post["tagger"], post["post_id"]) for post in document["posts"] if post["error"]]
+    assert sorted(errored) == [("control", 103), (tagger, 103)]
 
 
 def test_a_tagger_that_cannot_load_fails_its_items_with_the_reason(

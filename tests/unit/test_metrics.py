@@ -150,6 +150,18 @@ def test_f1_where_precision_equals_recall() -> None:
     assert f1_at_equal_precision_recall(np.zeros((2, 2), bool), scores[:2, :2]) is None
 
 
+@pytest.mark.parametrize("value", [0.0, 0.5], ids=["all-zeros", "half-everywhere"])
+def test_no_f1_at_equal_precision_recall_where_precision_never_reaches_recall(value: float) -> None:
+    """Every threshold predicts all 20 cells (P 0.25, R 1) or none: no P = R to report (was 0.4,
+    the F1 of predicting every cell)."""
+    truth = np.zeros((4, 5), bool)
+    truth[:, 0] = True
+    scores = np.full((4, 5), value, dtype=np.float32)
+    assert f1_at_equal_precision_recall(truth, scores) is None
+    assert f1_at_equal_precision_recall(truth, SparseRows.from_dense(scores)) is None
+    assert evaluate(truth, scores, scores > 0.35).to_dict()["f1_at_equal_pr"] is None
+
+
 def test_f1_at_equal_precision_recall_with_ties_takes_the_closest_count() -> None:
     # 2 true cells; the scores allow 1 (>0.8) or 3 (>0.5) predictions: both 1 away, the higher cut wins.
     truth = np.array([[True, False], [True, False]])

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pytest_tagger_showdown.errors import TaggerLoadError
-from pytest_tagger_showdown.metrics import evaluate_store
+from pytest_tagger_showdown.metrics import evaluate_store, tag_counts
 from pytest_tagger_showdown.probabilities import (
     SOURCE_KEPT_TAGS,
     SOURCE_PROBABILITIES,
@@ -128,19 +128,58 @@ def test_collector_builds_the_matrices_of_a_tagger() -> None:
 def test_tagger_without_rows_falls_back_to_its_kept_tags() -> None:
     collector = ProbabilityCollector()
     results = [
-        result(1, "g", ("cat", "rating:g"), None, predicted=("cat", "dog"), predicted_rating="safe"),
+        result(1, "g", ("cat", "rating:g"), None, predicted=("cat", "dog"), predicted_rating="g"),
         result(2, "q", ("cat", "rating:q"), None, predicted=(), predicted_rating="g"),
     ]
     store = collector.build("t", results, tag_categories={"cat": "general"})
     assert store.source == SOURCE_KEPT_TAGS
     assert store.names == ("cat", "dog", "rating:g", "rating:q")
     assert store.categories == ("general", "general", "rating", "rating")
-    # 'safe' on a general post counts as the right rating; 'g' on a questionable post is wrong.
+    # 'g' on a general post is the right rating; on a questionable post it is wrong.
     assert store.predicted.to_dense().tolist() == [[1, 1, 1, 0], [0, 0, 1, 0]]
     np.testing.assert_array_equal(store.scores.to_dense(), store.predicted.to_dense())
     metrics = evaluate_store(store)
     assert metrics.overall.micro.precision == pytest.approx(2 / 4)
     assert metrics.overall.micro.recall == pytest.approx(2 / 4)
+
+
+#: DeepDanbooru's rating outputs: pre-2022 ``safe`` (today's g or s), questionable, explicit.
+DD_MODEL = ControlTagger(TaggerSpec(name="dd", backend="control"))
+DD_MODEL.vocabulary = Vocabulary(
+    ("rating:safe", "rating:questionable", "rating:explicit", "cat"), (9, 9, 9, 0)
+)
+
+
+def test_a_right_safe_is_a_true_positive_of_the_merged_g_s_class() -> None:
+    """As in the per-post score: ``safe`` is right on g and s posts, wrong on q and e posts."""
+    encoder, collector = RowEncoder(), ProbabilityCollector()
+    results = [
+        result(
+            1, "g", ("cat", "rating:g"), [0.9, 0.05, 0.01, 0.8], predicted=("cat",), predicted_rating="safe"
+        ),
+        result(2, "s", ("rating:s",), [0.7, 0.2, 0.01, 0.1], predicted=(), predicted_rating="safe"),
+        result(
+            3, "q", ("cat", "rating:q"), [0.6, 0.3, 0.1, 0.9], predicted=("cat",), predicted_rating="safe"
+        ),
+    ]
+    for item in results:
+        message = encoder.encode(DD_MODEL, item)
+        assert message is not None
+        collector.add(message)
+    store = collector.build("t", results)
+    assert store.source == SOURCE_PROBABILITIES
+    assert store.names == ("rating:safe", "rating:q", "rating:e", "cat")
+    assert store.truth.to_dense().tolist() == [[1, 0, 0, 1], [1, 0, 0, 0], [0, 1, 0, 1]]
+    assert store.predicted.to_dense().tolist() == [[1, 0, 0, 1], [1, 0, 0, 0], [1, 0, 0, 1]]
+    assert store.truth_outside == 0
+    counts = tag_counts(store.truth, store.predicted)
+    assert counts.true_positives.tolist() == [2, 0, 0, 2]
+    assert counts.false_positives.tolist() == [1, 0, 0, 0]
+    assert counts.false_negatives.tolist() == [0, 1, 0, 0]
+    # The same holds without probabilities (hydrus-dd answers only kept tags).
+    fallback = ProbabilityCollector().build("t", results, tag_categories={"cat": "general"})
+    assert fallback.names == ("cat", "rating:q", "rating:safe")
+    assert tag_counts(fallback.truth, fallback.predicted).true_positives.tolist() == [2, 0, 2]
 
 
 def test_errored_posts_are_left_out(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_tagger_showdown.report.table import format_table
 from pytest_tagger_showdown.results import (
     PostResult,
     read_results,
@@ -15,6 +16,16 @@ from pytest_tagger_showdown.results import (
     write_results,
 )
 from tests.helpers.results import result
+
+
+def test_a_tagger_without_rating_outputs_has_no_rating_accuracy() -> None:
+    """Not 0.000: the tagger cannot rate, so the figure does not apply (the table shows "-")."""
+    no_rating = summarize("t", [result(1, 2, 1, 3, rating_ok=None), result(2, 1, 0, 3, rating_ok=None)])
+    assert no_rating.rating_accuracy is None
+    row = format_table([no_rating]).splitlines()[2].split("|")
+    assert row[10].strip() == "-"
+    one_missed = summarize("t", [result(1, 3, 0, 3), result(2, 1, 0, 3, rating_ok=None)])
+    assert one_missed.rating_accuracy == 0.5
 
 
 def test_summary_numbers() -> None:

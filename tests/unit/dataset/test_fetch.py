@@ -26,6 +26,7 @@ from pytest_tagger_showdown.dataset.fetch import BarProgress, LineProgress, make
 from pytest_tagger_showdown.settings import parse_ratings
 from pytest_tagger_showdown.taggers.preprocess import decode_image
 from pytest_tagger_showdown.tags import TagCategory
+from tests.datasets import bilevel_png
 from tests.fakes.danbooru import FakeDanbooru, first_frame_colour
 
 LOGIN = "alice"
@@ -225,6 +226,23 @@ def test_sample_variant_stores_the_sample_jpeg_where_there_is_one(
         assert decode_image(dataset.image(large["id"])).size == (20, 15)
         assert next(p for p in dataset.posts() if p.id == large["id"]).md5 == large["md5"]
     assert danbooru.downloads[large["id"]] == 2
+
+
+def test_originals_up_to_pillows_hard_limit_are_kept_and_larger_ones_skipped_naming_the_size(
+    danbooru: FakeDanbooru, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """8420x12092 (101.8 MP, a real Danbooru size) is above Pillow's warning only: it is kept."""
+    large = danbooru.add_post("g", image=bilevel_png(8420, 12092))
+    too_large = danbooru.add_post("g", image=bilevel_png(13400, 13400))
+    db = tmp_path / "data.db"
+    run = fetch(capsys, danbooru, db, "--per-rating", "1", "--ratings", "g")
+    assert run.code == 0, run.err
+    with Dataset(db) as dataset:
+        assert [post.id for post in dataset.posts()] == [large["id"]]
+        assert dataset.image(large["id"]) == danbooru.image(large["id"])
+        reason = dataset.skipped()[too_large["id"]]
+    assert "179560000 pixels" in reason
+    assert "178,956,970 pixels" in reason
 
 
 def test_changed_query_options_are_refused_with_one_line(

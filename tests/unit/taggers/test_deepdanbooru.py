@@ -8,22 +8,34 @@ every test shares it; the tests that need no model run without importing Keras a
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
+import io
 import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pytest
+from PIL import ExifTags, Image
 
 from pytest_tagger_showdown import Post, TagCategory, TaggerLoadError, default_registry
+from pytest_tagger_showdown.errors import ImageError
 from pytest_tagger_showdown.pool import TaggerPool
 from pytest_tagger_showdown.scoring import score_prediction
 from pytest_tagger_showdown.taggers import load_tagger, unavailable_reason
-from pytest_tagger_showdown.taggers.deepdanbooru import DeepDanbooruTagger, find_model, project_vocabulary
+from pytest_tagger_showdown.taggers.deepdanbooru import (
+    PREPROCESSING,
+    DeepDanbooruTagger,
+    find_model,
+    model_input,
+    project_vocabulary,
+)
 from tests.helpers.datasets import png_bytes
 
 RED = png_bytes(colour=(200, 30, 30))
@@ -222,6 +234,88 @@ def test_this_module_skips_cleanly_where_keras_is_not_installed(tmp_path: Path) 
     )
     assert done.returncode == 0, done.stdout + done.stderr
     summary = done.stdout.strip().splitlines()[-1]
-    # Three tests need no Keras; six need it (five build or load a model, one checks availability).
-    assert " 3 passed, 6 skipped, 1 deselected " in f" {summary} ", done.stdout
+    # Four tests need no Keras; twelve need it or TensorFlow (five build or load a model, one checks
+    # availability, six compare the model input with DeepDanbooru's own TensorFlow steps).
+    assert " 4 passed, 12 skipped, 1 deselected " in f" {summary} ", done.stdout
     assert "keras is not installed" in done.stdout
+
+
+# -- DeepDanbooru's own preprocessing ----------------------------------------------------------------
+
+
+def _reference_input(raw: bytes, width: int, height: int) -> npt.NDArray[np.float64]:
+    """``load_image_for_evaluate`` + ``transform_and_pad_image`` of KichangKim/DeepDanbooru, written out
+    from the original (``deepdanbooru/data/__init__.py``, ``deepdanbooru/image/__init__.py``)."""
+    tf = pytest.importorskip("tensorflow")
+    skimage_transform = pytest.importorskip("skimage.transform")
+    image = tf.io.decode_png(raw, channels=3)
+    image = tf.image.resize(
+        image, size=(height, width), method=tf.image.ResizeMethod.AREA, preserve_aspect_ratio=True
+    )
+    image = image.numpy()
+    image_width, image_height = image.shape[1], image.shape[0]
+    t = skimage_transform.AffineTransform(translation=(-image_width * 0.5, -image_height * 0.5))
+    t += skimage_transform.AffineTransform(translation=(width * 0.5, height * 0.5))
+    image = skimage_transform.warp(image, t.inverse, output_shape=(height, width), order=1, mode="edge")
+    result: npt.NDArray[np.float64] = image / 255.0
+    return result
+
+
+def _encoded(image: Image.Image, fmt: str, **options: Any) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+def _noise(width: int, height: int, seed: int) -> npt.NDArray[np.uint8]:
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    smooth = np.stack([x * 255 // width, y * 255 // height, (x * y) % 256], axis=-1)
+    return np.clip(smooth + rng.integers(-30, 30, (height, width, 3)), 0, 255).astype(np.uint8)
+
+
+def _transparent_png() -> bytes:
+    """Half the pixels fully transparent but storing saturated colours (which DeepDanbooru keeps)."""
+    pixels = _noise(300, 200, 1)
+    alpha = np.where(np.arange(300)[None, :] < 150, 0, 255).repeat(200, axis=0).astype(np.uint8)
+    return _encoded(Image.fromarray(np.dstack([pixels, alpha]), "RGBA"), "PNG")
+
+
+DD_IMAGES = {
+    "transparent-png": _transparent_png,
+    "opaque-jpeg-640x480": lambda: _encoded(Image.fromarray(_noise(640, 480, 2)), "JPEG", quality=90),
+    "odd-sized-png-517x333": lambda: _encoded(Image.fromarray(_noise(517, 333, 3)), "PNG"),
+    "tall-upscaled-png-37x101": lambda: _encoded(Image.fromarray(_noise(37, 101, 4)), "PNG"),
+    "greyscale-png": lambda: _encoded(Image.fromarray(_noise(250, 180, 5)).convert("L"), "PNG"),
+}
+
+
+@pytest.mark.parametrize("make", DD_IMAGES.values(), ids=DD_IMAGES.keys())
+def test_model_input_is_deepdanbooru_evaluation_input(make: Any) -> None:
+    """TensorFlow decode (alpha dropped), AREA fit, scikit-image edge warp, / 255: as the original."""
+    raw = make()
+    expected = _reference_input(raw, 512, 512)
+    ours = model_input(raw, PREPROCESSING, 512)
+    assert ours.dtype == np.float32
+    assert ours.shape == (512, 512, 3)
+    assert np.array_equal(ours, expected.astype(np.float32))  # exact: the same libraries, the same steps
+
+
+def test_model_input_turns_the_image_upright_by_its_exif_orientation() -> None:
+    """Orientation=6: the reference steps run on the upright (rotated) pixels."""
+    stored = Image.fromarray(_noise(120, 80, 6))
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = 6
+    raw = _encoded(stored, "JPEG", quality=95, exif=exif)
+    tf = pytest.importorskip("tensorflow")
+    upright = np.rot90(np.asarray(tf.io.decode_png(raw, channels=3)), k=-1)
+    assert upright.shape == (120, 80, 3)
+    expected = _reference_input(_encoded(Image.fromarray(upright), "PNG"), 64, 64)
+    assert np.array_equal(model_input(raw, PREPROCESSING, 64), expected.astype(np.float32))
+    sideways = model_input(raw, dataclasses.replace(PREPROCESSING, exif_orientation=False), 64)
+    assert np.array_equal(sideways, _reference_input(raw, 64, 64).astype(np.float32))
+
+
+def test_a_corrupt_image_is_the_same_image_error_as_for_every_tagger() -> None:
+    with pytest.raises(ImageError, match="cannot decode the image"):
+        model_input(b"not an image", PREPROCESSING, 64)

@@ -7,6 +7,7 @@ compares the package's array with it for exact equality (no tolerance).
 from __future__ import annotations
 
 import io
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -14,12 +15,17 @@ import numpy.typing as npt
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from PIL import Image
+from PIL import ExifTags, Image, ImageOps
 
 from pytest_tagger_showdown.errors import ImageError
-from pytest_tagger_showdown.taggers.deepdanbooru import PREPROCESSING as DEEPDANBOORU
-from pytest_tagger_showdown.taggers.preprocess import decode_image, preprocess
+from pytest_tagger_showdown.taggers.preprocess import (
+    HARD_PIXEL_LIMIT,
+    ImageTooLargeError,
+    decode_image,
+    preprocess,
+)
 from pytest_tagger_showdown.taggers.spec import Preprocessing
+from tests.datasets import bilevel_png
 
 
 def reference(data: bytes, size: int = 448) -> npt.NDArray[np.float32]:
@@ -179,17 +185,43 @@ def test_random_sizes_and_modes_match_the_reference(width: int, height: int, mod
     assert np.array_equal(package(data), reference(data))
 
 
-def test_deepdanbooru_fits_then_repeats_edges_in_rgb_over_255() -> None:
-    """DeepDanbooru's steps: fit keeping the aspect ratio, pad by repeating edge pixels, RGB, 0..1."""
-    pixels = np.zeros((48, 64, 3), dtype=np.uint8)
-    pixels[..., 0], pixels[..., 1], pixels[..., 2] = 200, 30, 10
-    pixels[:2, :] = (0, 255, 0)
-    array = preprocess(decode_image(_save(Image.fromarray(pixels))), DEEPDANBOORU, 32)
-    assert array.shape == (32, 32, 3)
-    assert np.allclose(array[-1, 16], np.array([200, 30, 10]) / 255)
-    # The top rows are green; halved, they are one row, repeated upwards into the padding.
-    assert np.allclose(array[0, 16], np.array([0, 255, 0]) / 255)
-    assert array.max() <= 1.0
+def _oriented_jpeg(orientation: int) -> tuple[bytes, npt.NDArray[np.uint8]]:
+    """A 60x40 JPEG stored sideways with EXIF ``orientation``, and its upright pixels as decoded."""
+    stored = Image.fromarray(_gradient(60, 40))
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = orientation
+    data = _save(stored, "JPEG", quality=95, exif=exif)
+    decoded = Image.open(io.BytesIO(data))
+    return data, np.asarray(ImageOps.exif_transpose(decoded))
+
+
+def test_exif_orientation_is_applied_before_the_reference_steps() -> None:
+    """Orientation=6 (rotate 90 clockwise to view): the model sees the 40x60 upright picture."""
+    data, upright = _oriented_jpeg(6)
+    assert upright.shape == (60, 40, 3)
+    ours = preprocess(decode_image(data), Preprocessing(size=60), 60)
+    # The reference steps on the upright pixels: pad 40 wide to 60 with white, 10 columns each side.
+    expected = np.full((60, 60, 3), 255, dtype=np.float32)
+    expected[:, 10:50] = upright
+    assert np.array_equal(ours, expected[:, :, ::-1])
+    sideways = preprocess(decode_image(data), Preprocessing(size=60, exif_orientation=False), 60)
+    assert not np.array_equal(sideways, ours)
+    assert Preprocessing() != Preprocessing(exif_orientation=False)  # so the cache keys differ
+
+
+def test_images_up_to_pillows_hard_limit_decode_and_larger_ones_fail_naming_the_size() -> None:
+    """8420x12092 (101.8 MP, a real Danbooru original) is above Pillow's warning (89.5 MP) only."""
+    data = bilevel_png(8420, 12092)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing leaks out either
+        image = decode_image(data)
+    assert image.size == (8420, 12092)
+    assert image.getpixel((0, 0)) == 0
+    assert image.getpixel((8419, 12091)) == 255
+    assert HARD_PIXEL_LIMIT == 2 * Image.MAX_IMAGE_PIXELS
+    too_large = bilevel_png(13400, 13400)  # 179.6 MP, above 2 x 89,478,485
+    with pytest.raises(ImageTooLargeError, match=r"179560000 pixels.*178,956,970 pixels"):
+        decode_image(too_large)
 
 
 @pytest.mark.parametrize("data", [b"", b"not an image", rgba()[:200]], ids=["empty", "garbage", "truncated"])

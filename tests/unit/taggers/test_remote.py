@@ -7,7 +7,7 @@ import io
 from collections.abc import Iterator
 
 import pytest
-from PIL import Image
+from PIL import ExifTags, Image
 
 from pytest_tagger_showdown import (
     ImageError,
@@ -98,6 +98,36 @@ def test_webui_tags_an_image_over_http(webui: FakeWebui) -> None:
     ] * 2
 
 
+def test_webui_understands_picobytes_fork_answer(webui: FakeWebui) -> None:
+    """The fork answers ``{"caption": {"tag": {...}, "rating": {...}}}``: the same prediction."""
+    tagger = _webui_tagger(webui.url)
+    (flat,) = tagger.infer([tagger.prepare(_post(), RED)])
+    webui.shape = "picobyte"
+    (split,) = tagger.infer([tagger.prepare(_post(), RED)])
+    assert split.rating == "g"
+    assert split.rating_confidences == {"g": 0.7, "s": 0.2, "q": 0.06, "e": 0.01}
+    assert (
+        dict(split.tags)
+        == dict(flat.tags)
+        == {
+            "simple_background": 0.9,
+            "red_background": 0.6667,
+            "hatsune_miku": 0.5,
+        }
+    )
+
+
+def test_webui_sends_an_image_upright_by_its_exif_orientation(webui: FakeWebui) -> None:
+    """Orientation=6 on a 64x48 JPEG: the server receives the 48x64 picture people saw."""
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = 6
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(buffer, "JPEG", exif=exif)
+    tagger = _webui_tagger(webui.url)
+    tagger.infer([tagger.prepare(_post(), buffer.getvalue()), tagger.prepare(_post(), RED)])
+    assert [i.image_size for i in webui.interrogations] == [(48, 64), (64, 48)]
+
+
 def test_webui_threshold_overrides_and_mcut_reach_the_server(webui: FakeWebui) -> None:
     spec = default_registry().resolve("sdwebui:wd14-vit-v2-git")
     options = LoadOptions(sdwebui_url=webui.url)
@@ -172,9 +202,14 @@ def test_webui_slow_answer_times_out(webui: FakeWebui) -> None:
             "<html><body>502 Bad Gateway</body></html>",
             r"the answer is not JSON: '<html><body>502 Bad Gateway",
         ),
-        ('{"caption": "simple background, red background"}', r"answered no \{tag: confidence\} caption"),
-        ('{"caption": {"simple background": "high"}}', r"answered no \{tag: confidence\} caption"),
-        ("[1, 2, 3]", r"answered no \{tag: confidence\} caption"),
+        (
+            '{"caption": "simple background, red background"}',
+            r"answered neither .*toriato.* nor .*picobyte's fork.*: got "
+            r"\"\{'caption': 'simple background, red background'\}\"",
+        ),
+        ('{"caption": {"simple background": "high"}}', r"answered neither .*got .*'high'"),
+        ('{"caption": {"tag": {"1girl": 0.9}, "rating": "g"}}', r"answered neither .*got .*'rating': 'g'"),
+        ("[1, 2, 3]", r"answered neither .*got '\[1, 2, 3\]'"),
     ],
 )
 def test_webui_garbage_is_a_clear_error(webui: FakeWebui, garbage: str, pattern: str) -> None:
@@ -252,6 +287,17 @@ def test_hydrus_dd_gets_types_it_refuses_as_png(hydrus: FakeHydrusDD) -> None:
     (prediction,) = tagger.infer([upload])
     assert "red_background" in prediction.tags
     assert hydrus.uploads[-1].image_format == "PNG"
+
+
+def test_hydrus_dd_gets_an_image_upright_by_its_exif_orientation(hydrus: FakeHydrusDD) -> None:
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = 6
+    jpeg = io.BytesIO()
+    Image.new("RGB", (20, 10), (200, 30, 30)).save(jpeg, "JPEG", exif=exif)
+    upload = _hydrus_tagger(hydrus.url).prepare(_post(), jpeg.getvalue())
+    assert isinstance(upload, Upload)
+    assert upload.filename == "7.png"
+    assert Image.open(io.BytesIO(upload.data)).size == (10, 20)
 
 
 def test_hydrus_dd_url_from_option_or_environment(
