@@ -46,9 +46,11 @@ def analyse_run(
     categories: Collection[str],
     similarity: TagSimilarity | None = None,
     aliases: Mapping[str, str] | None = None,
+    run_info: Mapping[str, Any] | None = None,
 ) -> RunAnalysis:
-    """Analyse a run's results; tag closeness comes from the posts' own tags unless given.
-    ``aliases`` (old -> current tag name) are the ones scoring applied: the metrics apply them too."""
+    """Analyse a run's results; tag closeness comes from ``posts`` (every post of the run, a shard's
+    or not) unless given. ``aliases`` (old -> current tag name) are the ones scoring applied: the
+    metrics apply them too. ``run_info`` goes into the document as it is (shard, thresholds)."""
     tag_categories = {tag: category.value for post in posts for tag, category in post.tags.items()}
     taggers = sorted({r.tagger for r in results})
     stores = tuple(
@@ -57,7 +59,6 @@ def analyse_run(
         )
         for tagger in taggers
     )
-    metrics = {store.tagger: evaluate_store(store) for store in stores if store.post_ids.size}
     closeness = similarity or Cooccurrence(post.tags.keys() for post in posts)
     post_tags = {post.id: post.tags.keys() for post in posts}
     distance: dict[tuple[str, int], float] = {}
@@ -65,19 +66,40 @@ def analyse_run(
         value = distance_aware_score(result, closeness, post_tags.get(result.post_id))
         if value is not None:
             distance[result.tagger, result.post_id] = value
+    return assemble_run(
+        results,
+        stores,
+        distance,
+        dataset=dataset,
+        categories=categories,
+        aliases={"applied": bool(aliases), "count": len(aliases or {})},
+        run_info=run_info,
+    )
+
+
+def assemble_run(
+    results: Sequence[PostResult],
+    stores: Sequence[ProbabilityStore],
+    distance: Mapping[tuple[str, int], float],
+    *,
+    dataset: str,
+    categories: Collection[str],
+    aliases: Mapping[str, Any],
+    run_info: Mapping[str, Any] | None = None,
+) -> RunAnalysis:
+    """The analysis of results whose stores and distance-aware scores are known: the summaries,
+    dataset metrics and document. A run and the merge of its shards both end here, so they agree."""
+    metrics = {store.tagger: evaluate_store(store) for store in stores if store.post_ids.size}
     summaries = tuple(summarize_all(results))
-    document = results_document(results, summaries, dataset=dataset, categories=sorted(categories))
+    document = results_document(
+        results, summaries, dataset=dataset, categories=sorted(categories), distance_scores=distance
+    )
+    document.update(run_info or {})
     document["created"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     renamed: dict[str, int] = {}
     for result in results:
         renamed[result.tagger] = renamed.get(result.tagger, 0) + result.renamed
-    document["aliases"] = {
-        "applied": bool(aliases),
-        "count": len(aliases or {}),
-        "renamed_predictions": renamed,
-    }
-    for post in document["posts"]:
-        post["distance_score"] = distance.get((post["tagger"], post["post_id"]))
+    document["aliases"] = {**aliases, "renamed_predictions": renamed}
     averages = _averages_by_tagger(distance)
     document["metrics"] = {
         name: {**m.to_dict(), "distance_score": averages.get(name)} for name, m in metrics.items()
@@ -85,7 +107,7 @@ def analyse_run(
     return RunAnalysis(
         results=tuple(results),
         summaries=summaries,
-        stores=stores,
+        stores=tuple(stores),
         metrics=metrics,
         distance_scores=distance,
         document=document,

@@ -17,14 +17,16 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Final
 
-from . import compare, history
+from . import compare, history, merge
 from .dataset import fetch, info
 from .dataset.danbooru import DEFAULT_API_URL, MAX_PAGE_SIZE, Credentials, DanbooruClient, RetryPolicy
 from .dataset.store import Dataset, migrate_dataset
 from .errors import ShowdownError
-from .settings import parse_ratings
+from .gate import baseline_failures, parse_baselines
+from .outputs import write_outputs, write_summary
+from .settings import ShowdownSettings, parse_ratings
 from .taggers import listing
-from .tags import RATINGS
+from .tags import RATINGS, TagCategory
 
 #: Exit status after a reader closed our output early (``tagger-showdown info | head``): the status a
 #: shell reports for a program ended by SIGPIPE (128 + 13), as ``yes | head`` gives.
@@ -70,6 +72,14 @@ def _tags(text: str) -> str:
     if any(term.lower().lstrip("-~").startswith("rating:") for term in text.split()):
         raise argparse.ArgumentTypeError("--tags must not contain rating:, use --ratings")
     return text
+
+
+def _baseline(text: str) -> tuple[str, float]:
+    """The same rule as pytest's ``--showdown-baseline`` (:func:`gate.parse_baselines`)."""
+    try:
+        return next(iter(parse_baselines([text]).items()))
+    except (ValueError, StopIteration) as exc:
+        raise argparse.ArgumentTypeError(str(exc) or f"not NAME=SCORE: {text!r}") from None
 
 
 # -- subcommands -----------------------------------------------------------------------------------
@@ -226,6 +236,27 @@ def _compare(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _merge(args: argparse.Namespace) -> int:
+    """Exit status 1 when a --baseline fails on the merged run, as the run itself would."""
+    inputs = {Path(run).resolve() for run in args.runs}
+    written = [args.output, *(p for p in (args.report, args.csv) if p is not None)]
+    if any(path.resolve() in inputs for path in written):
+        raise ShowdownError("merge never overwrites an input: choose another output path")
+    analysis = merge.merge_runs([history.read_run(Path(run)) for run in args.runs])
+    paths = write_outputs(analysis, json_path=args.output, csv_path=args.csv, report_path=args.report)
+    failures = baseline_failures(analysis.summaries, dict(args.baseline))
+    scored = frozenset(TagCategory(name) for name in analysis.document.get("categories", ()))
+    write_summary(
+        lambda line="", **_: print(line),
+        analysis,
+        categories_label=ShowdownSettings(categories=scored).categories_label,
+        gate=None,
+        baseline_failures=failures,
+        written=paths,
+    )
+    return 1 if failures else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tagger-showdown",
@@ -283,6 +314,32 @@ def build_parser() -> argparse.ArgumentParser:
         "--top", type=_bounded_int(0), default=5, help="tags listed as gained and lost most"
     )
     compare_command.set_defaults(handler=_compare)
+
+    merge_command = commands.add_parser(
+        "merge", help="join the runs of --showdown-shard 1/N ... N/N into one run (its JSON and store)"
+    )
+    merge_command.add_argument(
+        "runs",
+        nargs="+",
+        metavar="RUN",
+        help="each shard's --showdown-json file (its .probabilities.npz beside it)",
+    )
+    merge_command.add_argument(
+        "-o", "--output", type=Path, required=True, metavar="OUT", help="the merged run's JSON"
+    )
+    merge_command.add_argument("--report", type=Path, metavar="PATH", help="also write the HTML report")
+    merge_command.add_argument(
+        "--csv", type=Path, metavar="PATH", help="also write every post's result as CSV"
+    )
+    merge_command.add_argument(
+        "--baseline",
+        type=_baseline,
+        action="append",
+        default=[],
+        metavar="NAME=SCORE",
+        help="the baseline gate, as in pytest",
+    )
+    merge_command.set_defaults(handler=_merge)
 
     taggers_command = commands.add_parser(
         "taggers", help="list every known tagger, its source, and whether it can run here"

@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 from tabulate import tabulate
 
+from .columns import post_rows
 from .tags import predicted_rating_tag
 
 DEFAULT_RESAMPLES: Final = 2000
@@ -115,7 +116,7 @@ class RunComparison:
 
 def _scored_posts(document: Mapping[str, Any]) -> dict[str, dict[int, Mapping[str, Any]]]:
     by_tagger: dict[str, dict[int, Mapping[str, Any]]] = {}
-    for post in document.get("posts", ()):
+    for post in post_rows(document):
         if post.get("score") is not None:
             by_tagger.setdefault(str(post["tagger"]), {})[int(post["post_id"])] = post
     return by_tagger

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from .columns import post_rows
 from .history import DEFAULT_STORAGE, find_run, storage_path
 
 if TYPE_CHECKING:
@@ -75,4 +76,4 @@ def load_results_frame(run: str | Path, storage: str | Path = DEFAULT_STORAGE) -
     >>> frame.groupby("tagger")["score"].mean()  # doctest: +SKIP
     """
     saved = find_run(str(run), storage_path(str(storage)))
-    return results_frame(saved.document.get("posts", ()))
+    return results_frame(post_rows(saved.document))

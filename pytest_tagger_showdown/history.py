@@ -19,12 +19,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from .columns import pack
+from .dataset.post import Post
 from .errors import ShowdownError
 
 #: Where in a pytest-benchmark JSON file the showdown's results document lives.
 DOCUMENT_KEY: Final = "tagger_showdown"
 DEFAULT_STORAGE: Final = Path(".benchmarks")
 LATEST: Final = "latest"
+#: Statistics a one-round benchmark need not repeat: pytest-benchmark reads none of them back except
+#: ``ops``, which it recomputes (``1 / mean``) when a saved run lacks it.
+_DERIVED_STATS: Final = ("total", "iqr_outliers", "stddev_outliers", "ops")
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,39 @@ class SavedRun:
     document: Mapping[str, Any]
     datetime: str | None = None
     commit: str | None = None
+
+
+def save_in_benchmark(output_json: dict[str, Any], document: Mapping[str, Any]) -> None:
+    """Put a results document into pytest-benchmark's JSON (its ``pytest_benchmark_update_json``
+    hook), compactly, about 1 kB per (tagger, post) in all (pytest-benchmark writes one line per
+    value, indented): the per-post columns packed, and in each showdown item's benchmark
+
+    - ``params`` naming the post by its id (not pytest-benchmark's ``UNSERIALIZABLE[Post(...)]``),
+    - times to the nanosecond (``perf_counter``'s resolution),
+    - no statistics a single round makes redundant (:data:`_DERIVED_STATS`), and
+    - ``options`` (the same for every item) once, as the document's ``benchmark_options``."""
+    options: dict[str, Any] | None = None
+    for bench in output_json.get("benchmarks", ()):
+        params = bench.get("params") or {}
+        if not isinstance(params.get("post"), Post):
+            continue
+        bench["params"] = {
+            name: value.id if isinstance(value, Post) else value for name, value in params.items()
+        }
+        options = options or bench.get("options")
+        bench["options"] = {}
+        stats = bench.get("stats") or {}
+        if stats.get("rounds") == 1:
+            for name in _DERIVED_STATS:
+                stats.pop(name, None)
+        for name, value in stats.items():
+            if isinstance(value, float):
+                stats[name] = round(value, 9)
+    output_json[DOCUMENT_KEY] = {
+        **document,
+        "posts": pack(document["posts"]),
+        **({"benchmark_options": options} if options else {}),
+    }
 
 
 def storage_path(option: str | None) -> Path:

@@ -81,6 +81,18 @@ OPTIONS: Final[tuple[tuple[str, str, dict[str, Any]], ...]] = (
         "how far an average score may drop against --showdown-compare before failing (default 0.02)",
         {"metavar": "DROP"},
     ),
+    (
+        "--showdown-shard",
+        "run shard K of N: of the posts by rating and id, every N-th from the K-th (join the "
+        "shards' runs with tagger-showdown merge)",
+        {"metavar": "K/N"},
+    ),
+    (
+        "--showdown-gpus",
+        "GPUs the pytest-xdist workers spread over, worker gwI on GPU I mod N (default: the "
+        "devices in CUDA_VISIBLE_DEVICES)",
+        {"metavar": "N"},
+    ),
 )
 
 
@@ -125,6 +137,8 @@ def read_settings(config: pytest.Config) -> ShowdownSettings:
         compare_run=_text_value(config, "showdown_compare"),
         compare_margin=_text_value(config, "showdown_margin"),
         batch_size=_text_value(config, "showdown_batch_size"),
+        shard=_text_value(config, "showdown_shard"),
+        gpus=_text_value(config, "showdown_gpus"),
         cache_dir=_cache_dir(config),
     )
 

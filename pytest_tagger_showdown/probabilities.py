@@ -404,3 +404,56 @@ def load_stores(path: Path) -> list[ProbabilityStore]:
             )
         )
     return stores
+
+
+def merge_stores(stores: Sequence[ProbabilityStore]) -> ProbabilityStore:
+    """One tagger's stores from disjoint sets of posts (shards of a run) as the store the whole run
+    builds: rows in post id order over the union of the vocabularies (a model's vocabulary is the
+    same in every shard; the kept-tags fallback's is each shard's tags, sorted, so their sorted union
+    is the whole run's). Raises ShowdownError when they cannot be one tagger's run."""
+    first = stores[0]
+    if len({(s.tagger, s.source, s.floor) for s in stores}) > 1:
+        raise ShowdownError(f"the stores of {first.tagger} differ in tagger, score source or floor")
+    if all(s.names == first.names for s in stores):
+        names, categories = first.names, first.categories
+    elif first.source == SOURCE_KEPT_TAGS:
+        by_name = {n: c for s in stores for n, c in zip(s.names, s.categories, strict=True)}
+        names = tuple(sorted(by_name))
+        categories = tuple(by_name[n] for n in names)
+    else:
+        raise ShowdownError(f"the shards of {first.tagger} were scored over different vocabularies")
+    position = {name: i for i, name in enumerate(names)}
+    post_ids = np.concatenate([s.post_ids for s in stores])
+    if np.unique(post_ids).size != post_ids.size:
+        raise ShowdownError(f"the shards of {first.tagger} overlap: a post was scored twice")
+    order = np.argsort(post_ids, kind="stable")
+
+    def stacked(part: str) -> SparseRows:
+        matrices = [getattr(s, part) for s in stores]
+        remap = [np.asarray([position[n] for n in s.names], dtype=np.int64) for s in stores]
+        indices = np.concatenate([m[matrix.indices] for m, matrix in zip(remap, matrices, strict=True)])
+        offsets = np.cumsum([0, *(matrix.nnz for matrix in matrices)])
+        indptr = np.concatenate(
+            [[0], *(matrix.indptr[1:] + offset for matrix, offset in zip(matrices, offsets, strict=False))]
+        ).astype(np.int64)
+        values = (
+            None
+            if any(matrix.values is None for matrix in matrices)
+            else np.concatenate([matrix.values for matrix in matrices if matrix.values is not None])
+        )
+        return SparseRows((post_ids.size, len(names)), indptr, indices, values).take_rows(order)
+
+    ratings = [rating for s in stores for rating in s.ratings]
+    return ProbabilityStore(
+        tagger=first.tagger,
+        source=first.source,
+        floor=first.floor,
+        names=names,
+        categories=categories,
+        post_ids=post_ids[order],
+        ratings=tuple(ratings[i] for i in order.tolist()),
+        scores=stacked("scores"),
+        truth=stacked("truth"),
+        predicted=stacked("predicted"),
+        truth_outside=sum(s.truth_outside for s in stores),
+    )

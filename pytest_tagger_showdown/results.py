@@ -17,12 +17,14 @@ import numpy as np
 import numpy.typing as npt
 
 from . import atomic
+from .columns import dumps, post_rows, to_columns
 from .dataset.post import Post
 from .prediction import Prediction
 from .scoring import ShowdownScore, predicted_tags, renamed_tags, score_prediction
 from .tags import TagCategory, rating_tag
 
-JSON_FORMAT_VERSION = 1
+#: 2: ``posts`` stored column-wise (:mod:`columns`); 1: a list of dicts, still read.
+JSON_FORMAT_VERSION = 2
 #: The ``user_properties`` key a result travels under (to the controller under pytest-xdist, too).
 RESULT_PROPERTY = "tagger_showdown"
 
@@ -240,25 +242,30 @@ def results_document(
     *,
     dataset: str,
     categories: Sequence[str],
+    distance_scores: Mapping[tuple[str, int], float] | None = None,
 ) -> dict[str, Any]:
     """The ``--showdown-json`` document: the run's summaries (from :func:`summarize_all`, computed
-    once per run by the caller) and every post's result."""
+    once per run by the caller) and every post's result with its distance-aware score, column-wise
+    (:mod:`pytest_tagger_showdown.columns`)."""
     ordered = sorted(results, key=lambda r: (r.tagger, r.post_id))
+    distance = distance_scores or {}
+    rows = [{**r.to_dict(), "distance_score": distance.get((r.tagger, r.post_id))} for r in ordered]
     return {
         "format": JSON_FORMAT_VERSION,
         "dataset": dataset,
         "categories": list(categories),
         "taggers": {s.tagger: s.to_dict() for s in summaries},
-        "posts": [r.to_dict() for r in ordered],
+        "posts": to_columns(rows),
     }
 
 
 def write_results(path: Path, document: Mapping[str, Any]) -> None:
-    """Write a results document atomically (a reader never sees half a file)."""
-    atomic.write_text(path, json.dumps(document, indent=2, sort_keys=True))
+    """Write a results document atomically (a reader never sees half a file): indented, with each
+    per-post column on one line (:func:`columns.dumps`)."""
+    atomic.write_text(path, dumps(document))
 
 
 def read_results(path: Path) -> list[PostResult]:
-    """The post results of a saved ``--showdown-json`` document."""
+    """The post results of a saved ``--showdown-json`` document (either format)."""
     document = json.loads(path.read_text(encoding="utf-8"))
-    return [PostResult.from_dict(item) for item in document["posts"]]
+    return [PostResult.from_dict(item) for item in post_rows(document)]

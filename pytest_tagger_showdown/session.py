@@ -8,8 +8,9 @@ the run once, applies both gates and writes the outputs.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +21,11 @@ from .cache import ShowdownCache
 from .compare import CompareGate, gate_against
 from .dataset.post import Post
 from .dataset.store import Dataset
+from .devices import visible_gpus, worker_device
 from .engine import Engine
 from .errors import ShowdownError
 from .gate import baseline_failures
-from .history import DOCUMENT_KEY, SavedRun, find_run, storage_path
+from .history import SavedRun, find_run, save_in_benchmark, storage_path
 from .options import read_settings
 from .outputs import write_outputs, write_summary
 from .pool import TaggerPool
@@ -62,6 +64,7 @@ class ShowdownSession:
     _planned: set[str] = field(default_factory=set)
     _dataset: Dataset | None = None
     _posts: list[Post] | None = None
+    _all_posts: list[Post] | None = None
     _engine: Engine | None = None
 
     @classmethod
@@ -99,6 +102,9 @@ class ShowdownSession:
                     providers=settings.providers,
                     sdwebui_url=settings.sdwebui_url,
                     hydrus_dd_url=settings.hydrus_dd_url,
+                    cuda_device=worker_device(
+                        os.environ.get("PYTEST_XDIST_WORKER"), settings.gpus or visible_gpus(os.environ)
+                    ),
                 ),
                 settings.thresholds,
             )
@@ -113,13 +119,23 @@ class ShowdownSession:
         return self._dataset
 
     def posts(self) -> list[Post]:
-        """The run's posts (read once); a dataset that cannot be read is a usage error."""
+        """The posts this run tags (read once): this shard's share under ``--showdown-shard``."""
         if self._posts is None:
+            shard = self.settings.shard
+            everything = self.all_posts()
+            self._posts = everything if shard is None else shard.select(everything)
+        return self._posts
+
+    def all_posts(self) -> list[Post]:
+        """Every post of the run before sharding: tag closeness and categories come from these, so a
+        shard scores its posts exactly as the whole run does. A dataset that cannot be read is a
+        usage error."""
+        if self._all_posts is None:
             try:
-                self._posts = self.dataset.posts(self.settings.ratings, self.settings.limit)
+                self._all_posts = self.dataset.posts(self.settings.ratings, self.settings.limit)
             except ShowdownError as exc:
                 raise usage_error(exc) from exc
-        return self._posts
+        return self._all_posts
 
     def close(self) -> None:
         if self._engine is not None:
@@ -139,8 +155,10 @@ class ShowdownSession:
             if settings.is_demo
             else str(settings.db)
         )
+        shard = self.settings.shard
+        share = "" if shard is None else f" (shard {shard.label} of {len(self.all_posts())})"
         return (
-            f"tagger-showdown: {len(self.posts())} posts from {source}; "
+            f"tagger-showdown: {len(self.posts())} posts{share} from {source}; "
             f"taggers: {', '.join(settings.taggers)}; scoring {settings.categories_label}"
         )
 
@@ -220,10 +238,17 @@ class ShowdownSession:
             self.analysis = analyse_run(
                 self.results,
                 self.collector,
-                self.posts(),
+                self.all_posts(),
                 dataset=str(self.settings.db),
                 categories=[c.value for c in self.settings.categories],
                 aliases=self.engine.aliases(),
+                run_info={
+                    "shard": None if self.settings.shard is None else self.settings.shard.label,
+                    "thresholds": {
+                        name: asdict(self.engine.pool.spec(name).thresholds)
+                        for name in sorted({r.tagger for r in self.results})
+                    },
+                },
             )
         return self.analysis
 
@@ -248,7 +273,7 @@ class ShowdownSession:
         """Put the results document into pytest-benchmark's saved run."""
         analysis = self.analyse()
         if analysis is not None:
-            output_json[DOCUMENT_KEY] = analysis.document
+            save_in_benchmark(output_json, analysis.document)
 
     def write_files(self) -> None:
         """Write ``--showdown-json``, ``--showdown-csv`` and ``--showdown-report``."""

@@ -8,8 +8,10 @@ from pathlib import Path
 
 from .bundled import DEMO_DB
 from .compare import DEFAULT_MARGIN
+from .devices import parse_gpus
 from .gate import parse_baselines
 from .pool import ThresholdOverride
+from .shard import Shard, parse_shard
 from .taggers.spec import parse_threshold_option
 from .tags import RATINGS, TagCategory, parse_categories
 
@@ -38,6 +40,10 @@ class ShowdownSettings:
     batch_size: int | None = None
     #: Where the input and prediction caches live; None disables them.
     cache_dir: Path | None = None
+    #: This machine's share of the posts (``--showdown-shard K/N``); None runs them all.
+    shard: Shard | None = None
+    #: GPUs the xdist workers spread over (``--showdown-gpus``); None counts ``CUDA_VISIBLE_DEVICES``.
+    gpus: int | None = None
 
     @property
     def is_demo(self) -> bool:
@@ -113,6 +119,8 @@ def build_settings(
     compare_margin: str | None = None,
     batch_size: str | None = None,
     cache_dir: Path | None = None,
+    shard: str | None = None,
+    gpus: str | None = None,
 ) -> ShowdownSettings:
     """Settings from option text; raises ValueError with a message naming the bad value."""
     return ShowdownSettings(
@@ -133,4 +141,6 @@ def build_settings(
         compare_margin=parse_margin(compare_margin),
         batch_size=parse_batch_size(batch_size),
         cache_dir=cache_dir,
+        shard=parse_shard(shard),
+        gpus=parse_gpus(gpus),
     )

@@ -62,6 +62,8 @@ class LoadOptions:
     hydrus_dd_url: str | None = None
     #: Seconds an HTTP tagger may take to answer one image (the model may be loading on first use).
     http_timeout: float = 120.0
+    #: The CUDA device an ONNX tagger runs on (``devices.worker_device``); None: onnxruntime's default.
+    cuda_device: int | None = None
 
 
 @runtime_checkable

@@ -9,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..dataset.post import Post
+from ..devices import provider_list
 from ..errors import TaggerLoadError, TaggerRunError
 from ..prediction import Prediction
 from ..tags import TagCategory, normalize_rating, normalize_tag
@@ -95,7 +96,9 @@ class WD14Tagger(TaggerBase):
             raise TaggerLoadError(
                 f"tagger {spec.name} needs onnxruntime: pip install 'pytest-tagger-showdown[onnx]'"
             ) from exc
-        providers = list(options.providers or default_providers(ort.get_available_providers()))
+        providers = provider_list(
+            options.providers or default_providers(ort.get_available_providers()), options.cuda_device
+        )
         sess_options = ort.SessionOptions()
         sess_options.log_severity_level = 3
         try:

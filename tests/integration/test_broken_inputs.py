@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pytest_tagger_showdown.columns import post_rows
 from tests.helpers.datasets import four_ratings
 from tests.helpers.modelmaker import make_wd14_folder
 from tests.helpers.runs import ShowdownRun, table_rows
@@ -22,7 +23,7 @@ def test_a_corrupt_image_fails_one_item_only(run_showdown: ShowdownRun, tmp_path
     for name in (tagger, "control"):
         assert (rows[name][1], rows[name][2]) == ("7", "1")  # images, errors
         assert document["taggers"][name]["images"] == 7
-    errored = [(post["tagger"], post["post_id"]) for post in document["posts"] if post["error"]]
+    errored = [(post["tagger"], post["post_id"]) for post in post_rows(document) if post["error"]]
     assert sorted(errored) == [("control", 103), (tagger, 103)]
 
 

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from pytest_tagger_showdown.columns import post_rows
 from tests.helpers.brightness import install_brightness_tagger
 from tests.helpers.runs import ShowdownRun
 
@@ -19,9 +20,9 @@ def test_compare_gate_passes_on_the_same_tagger_and_fails_on_a_drop(
     first, base = run_showdown(*common, "--benchmark-autosave", json_file="base.json", distribute=False)
     assert first.ret == 0
     # General posts: background and rating right, >_< missed (2/3); other ratings: the rating is wrong (0).
-    assert [p["score"] for p in base["posts"]] == pytest.approx([2 / 3, 0, 0, 0] * 2)
+    assert [p["score"] for p in post_rows(base)] == pytest.approx([2 / 3, 0, 0, 0] * 2)
     (saved,) = (pytester.path / ".benchmarks").glob("*/0001_*.json")
-    assert json.loads(saved.read_text())["tagger_showdown"]["posts"] == base["posts"]
+    assert post_rows(json.loads(saved.read_text())["tagger_showdown"]) == post_rows(base)
     assert (pytester.path / "base.probabilities.npz").is_file()
     same, _ = run_showdown(*common, "--showdown-compare", "latest")
     assert same.ret == 0

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from pytest_tagger_showdown.columns import post_rows
 from tests.helpers.datasets import varied_dataset
 from tests.helpers.modelmaker import write_tiny_tagger
 from tests.helpers.runs import ShowdownRun, table_rows
@@ -28,7 +29,7 @@ def run(
     result, document = run_showdown(
         "--tagger", TAGGER, "--showdown-db", "data.db", *args, distribute=distribute
     )  # fmt: skip
-    return result, {post["post_id"]: post for post in document.get("posts", [])}
+    return result, {post["post_id"]: post for post in post_rows(document)}
 
 
 def scores(posts: dict[int, dict[str, Any]]) -> dict[int, tuple[Any, ...]]:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from pytest_tagger_showdown import cli
+from pytest_tagger_showdown.columns import post_rows
 from tests.fakes.danbooru import FakeDanbooru
 from tests.helpers.runs import ShowdownRun
 
@@ -40,6 +41,6 @@ def test_control_scores_one_on_every_fetched_post(
     result, document = run_showdown("--tagger", "control", "--showdown-db", str(db))
 
     assert result.ret == 0
-    scores = {post["post_id"]: post["score"] for post in document["posts"] if post["tagger"] == "control"}
+    scores = {post["post_id"]: post["score"] for post in post_rows(document) if post["tagger"] == "control"}
     assert scores == dict.fromkeys(fetched, 1.0)
     assert document["taggers"]["control"]["avg_score"] == 1.0

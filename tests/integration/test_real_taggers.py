@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_tagger_showdown.columns import post_rows
 from tests.fakes.hub import VIT_V2_REPO, FakeHub, wd14_repo_files
 from tests.fakes.hydrus_dd import FakeHydrusDD
 from tests.fakes.loopback import closed_port_url
@@ -43,7 +44,7 @@ def test_wd14_from_the_hub_is_fetched_once_then_scored(
     assert result.ret == 0, result.stdout.str()
     # The tiny model finds simple_background and red_background and says "general": 3 of 5 truth
     # items on g posts, 2 correct and 1 wrong rating on the others.
-    scores = {post["post_id"]: post["score"] for post in document["posts"]}
+    scores = {post["post_id"]: post["score"] for post in post_rows(document)}
     assert scores == pytest.approx(
         {100: 0.6, 101: 0.6, 102: 0.2, 103: 0.2, 104: 0.2, 105: 0.2, 106: 0.2, 107: 0.2}
     )
@@ -54,7 +55,7 @@ def test_wd14_from_the_hub_is_fetched_once_then_scored(
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     offline, document = run_showdown(*NO_CACHE, "--tagger", "wd14-vit-v2", "--showdown-db", str(db))
     assert offline.ret == 0, offline.stdout.str()
-    assert len(document["posts"]) == 8
+    assert len(post_rows(document)) == 8
     assert len(hub_env.requests) == requests_before
 
 

@@ -13,6 +13,7 @@ import pandas as pd  # type: ignore[import-untyped]
 import pytest
 
 from pytest_tagger_showdown import load_results_frame
+from pytest_tagger_showdown.columns import post_rows
 from pytest_tagger_showdown.errors import ShowdownError
 
 NUMBERS = ("score", "distance_score", "precision", "recall", "f1", "preprocess_s", "inference_s")
@@ -38,7 +39,7 @@ def saved_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_frame_of_a_showdown_json_holds_the_documents_numbers(saved_run: Path) -> None:
     document = json.loads((saved_run / "run.json").read_text())
     frame = load_results_frame(saved_run / "run.json")
-    posts = sorted(document["posts"], key=lambda p: (p["tagger"], p["post_id"]))
+    posts = sorted(post_rows(document), key=lambda p: (p["tagger"], p["post_id"]))
     assert len(frame) == len(posts) == 24
     assert list(frame["tagger"]) == [p["tagger"] for p in posts]
     assert list(frame["post_id"]) == [p["post_id"] for p in posts]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_tagger_showdown.columns import post_rows
 from tests.helpers.datasets import four_ratings
 from tests.helpers.runs import ShowdownRun, table_rows
 
@@ -13,7 +14,7 @@ from tests.helpers.runs import ShowdownRun, table_rows
 def test_control_scores_one_on_every_demo_post(run_showdown: ShowdownRun) -> None:
     result, document = run_showdown("--tagger", "control")
     assert result.ret == 0
-    scores = [post["score"] for post in document["posts"]]
+    scores = [post["score"] for post in post_rows(document)]
     assert len(scores) >= 40
     assert set(scores) == {1.0}
     result.stdout.fnmatch_lines(["tagger-showdown: * posts from the bundled demo dataset*"])
@@ -23,7 +24,7 @@ def test_control_scores_one_on_every_demo_post(run_showdown: ShowdownRun) -> Non
 def test_control_scores_one_over_general_and_character(run_showdown: ShowdownRun) -> None:
     result, document = run_showdown("--tagger", "control", "--showdown-categories", "general+character")
     assert result.ret == 0
-    assert {post["score"] for post in document["posts"]} == {1.0}
+    assert {post["score"] for post in post_rows(document)} == {1.0}
     assert document["categories"] == ["character", "general"]
     result.stdout.fnmatch_lines(["scored over general+character tags"])
 
@@ -70,7 +71,7 @@ def test_ratings_option_filters_posts(run_showdown: ShowdownRun, tmp_path: Path)
         "--tagger", "control", "--showdown-db", str(db), "--showdown-ratings", "q,e"
     )
     assert result.ret == 0
-    assert sorted({post["rating"] for post in document["posts"]}) == ["e", "q"]
+    assert sorted({post["rating"] for post in post_rows(document)}) == ["e", "q"]
 
 
 @pytest.mark.parametrize(
@@ -132,6 +133,6 @@ def test_demo_table_ranks_the_taggers_and_json_holds_the_same_numbers(run_showdo
         aggregates = document["taggers"][tagger]
         for key, (column, form) in columns.items():
             assert cells[column] == form.format(aggregates[key]), (tagger, key)
-        posts = [p for p in document["posts"] if p["tagger"] == tagger]
+        posts = [p for p in post_rows(document) if p["tagger"] == tagger]
         assert len(posts) == aggregates["images"] == 48
         assert sum(p["score"] for p in posts) / 48 == pytest.approx(aggregates["avg_score"])

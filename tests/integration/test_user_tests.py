@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_tagger_showdown.columns import post_rows
 from tests.helpers.datasets import four_ratings
 from tests.helpers.runs import ShowdownRun
 
@@ -35,7 +36,7 @@ def test_marked_and_option_taggers_parametrize_user_tests(
     result.stdout.fnmatch_lines(["*test_control_finds_every_general_tag[[]control-post100-g[]]*"])
     result.stdout.no_fnmatch_line("*tagger-showdown::test_showdown*")
     # Only the test that recorded through the showdown fixture shows up in the results.
-    assert len(document["posts"]) == 8
+    assert len(post_rows(document)) == 8
 
 
 def test_a_test_without_any_tagger_is_skipped_with_the_reason(

@@ -1,0 +1,55 @@
+"""Which GPU a process runs on: with pytest-xdist ``-n G`` on a machine with G GPUs, worker ``gwI``
+takes GPU ``I mod G`` (onnxruntime's CUDAExecutionProvider option ``device_id``).
+
+A pure function of the worker id (pytest-xdist's ``PYTEST_XDIST_WORKER``: ``gw0``, ``gw1``...) and the
+GPU count (``--showdown-gpus N``, else the number of devices in ``CUDA_VISIBLE_DEVICES``), so every
+worker computes its own device without talking to the others. ``device_id`` counts the devices CUDA
+sees: with ``CUDA_VISIBLE_DEVICES=4,5`` device 1 is physical GPU 5.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+CUDA_PROVIDER: Final = "CUDAExecutionProvider"
+
+
+def visible_gpus(environ: Mapping[str, str]) -> int | None:
+    """How many devices ``CUDA_VISIBLE_DEVICES`` lists (0 for ``""`` or ``-1``: none), or None
+    when it is unset."""
+    value = environ.get("CUDA_VISIBLE_DEVICES")
+    if value is None:
+        return None
+    devices = [part for part in value.split(",") if part.strip()]
+    return 0 if not devices or devices[0].strip() == "-1" else len(devices)
+
+
+def worker_device(worker: str | None, gpus: int | None) -> int | None:
+    """The CUDA device id of xdist worker ``worker`` (``gwI`` -> ``I mod gpus``); None (onnxruntime's
+    default, device 0) without xdist or without a known GPU count."""
+    if not worker or not gpus:
+        return None
+    match = re.fullmatch(r"gw(\d+)", worker)
+    return None if match is None else int(match[1]) % gpus
+
+
+def provider_list(providers: Sequence[str], device: int | None) -> list[str | tuple[str, dict[str, Any]]]:
+    """onnxruntime's ``providers`` argument: the CUDA provider pinned to ``device`` when one is given."""
+    if device is None:
+        return list(providers)
+    return [(name, {"device_id": device}) if name == CUDA_PROVIDER else name for name in providers]
+
+
+def parse_gpus(text: str | None) -> int | None:
+    """``--showdown-gpus N``: at least 1; empty means: count ``CUDA_VISIBLE_DEVICES``."""
+    if text is None or not str(text).strip():
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"--showdown-gpus must be a number of GPUs, got {text!r}") from None
+    if value < 1:
+        raise ValueError(f"--showdown-gpus must be at least 1, got {value}")
+    return value

@@ -1,0 +1,69 @@
+"""Which runs ``tagger-showdown merge`` refuses: not the shards of one run, each once, all there."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_tagger_showdown.cli import main
+from pytest_tagger_showdown.errors import ShowdownError
+from pytest_tagger_showdown.history import SavedRun
+from pytest_tagger_showdown.merge import check_shards
+
+
+def shard(index: int, count: int = 3, **changes: Any) -> SavedRun:
+    document = {
+        "format": 2,
+        "dataset": "posts.db",
+        "categories": ["general"],
+        "thresholds": {"t": {"general": 0.35, "character": 0.85, "mcut": False}},
+        "taggers": {"t": {}},
+        "shard": f"{index}/{count}",
+        **changes,
+    }
+    return SavedRun(name=f"s{index}", path=Path(f"s{index}.json"), document=document)
+
+
+def test_the_shards_of_one_run_pass() -> None:
+    check_shards([shard(2), shard(1), shard(3)])
+
+
+@pytest.mark.parametrize(
+    ("runs", "message"),
+    [
+        ([shard(1), shard(1), shard(3)], "s1.json and s1.json are both shard 1/3: they overlap"),
+        ([shard(1), shard(2)], r"shard\(s\) 3/3 missing"),
+        ([shard(1), shard(2, 2)], "shards of different splits"),
+        ([shard(1), shard(2, categories=["general", "character"]), shard(3)], "differ in categories"),
+        ([shard(1), shard(2, dataset="other.db"), shard(3)], "differ in dataset"),
+        ([shard(1), shard(2), shard(3, thresholds={"t": {"general": 0.5}})], "differ in thresholds"),
+        ([shard(1), shard(2, taggers={"t": {}, "u": {}}), shard(3)], "ran different taggers"),
+        ([shard(1), shard(2, shard=None), shard(3)], "not a shard's run"),
+    ],
+)
+def test_runs_that_are_not_one_run_split_are_refused(runs: list[SavedRun], message: str) -> None:
+    with pytest.raises(ShowdownError, match=message):
+        check_shards(runs)
+
+
+def test_the_command_refuses_with_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    paths = []
+    for run in (shard(1), shard(1)):
+        path = tmp_path / f"{len(paths)}.json"
+        path.write_text(json.dumps({**run.document, "posts": {"columns": {}}}))
+        paths.append(str(path))
+    assert main(["merge", *paths, "-o", str(tmp_path / "out.json")]) == 2
+    assert "are both shard 1/3: they overlap" in capsys.readouterr().err
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_the_command_never_overwrites_an_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "s1.json"
+    path.write_text(json.dumps(shard(1).document))
+    assert main(["merge", str(path), "-o", str(path)]) == 2
+    assert "never overwrites an input" in capsys.readouterr().err
