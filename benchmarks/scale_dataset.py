@@ -24,7 +24,7 @@ FIRST_ID = 1_000_000
 
 def _small_png(data: bytes, index: int) -> bytes:
     with Image.open(io.BytesIO(data)) as image:
-        small = image.convert("RGB").resize((SIDE, SIDE), Image.Resampling.BILINEAR)
+        small = image.convert("RGBA").convert("RGB").resize((SIDE, SIDE), Image.Resampling.BILINEAR)
     small.putpixel((SIDE // 2, SIDE // 2), (index & 255, (index >> 8) & 255, (index >> 16) & 255))
     buffer = io.BytesIO()
     small.save(buffer, "PNG")

@@ -49,7 +49,8 @@ def save_in_benchmark(output_json: dict[str, Any], document: Mapping[str, Any]) 
     value, indented): the per-post columns packed, and in each showdown item's benchmark
 
     - ``params`` naming the post by its id (not pytest-benchmark's ``UNSERIALIZABLE[Post(...)]``),
-    - times to the nanosecond (``perf_counter``'s resolution),
+    - times to the microsecond (a tagger takes milliseconds per image at least, and its time moves
+      by percents from run to run),
     - no statistics a single round makes redundant (:data:`_DERIVED_STATS`), and
     - ``options`` (the same for every item) once, as the document's ``benchmark_options``."""
     options: dict[str, Any] | None = None
@@ -68,7 +69,7 @@ def save_in_benchmark(output_json: dict[str, Any], document: Mapping[str, Any]) 
                 stats.pop(name, None)
         for name, value in stats.items():
             if isinstance(value, float):
-                stats[name] = round(value, 9)
+                stats[name] = round(value, 6)
     output_json[DOCUMENT_KEY] = {
         **document,
         "posts": pack(document["posts"]),
