@@ -22,9 +22,13 @@ SIDE = 64
 FIRST_ID = 1_000_000
 
 
-def _small_png(data: bytes, index: int) -> bytes:
+def _shrink(data: bytes) -> Image.Image:
     with Image.open(io.BytesIO(data)) as image:
-        small = image.convert("RGBA").convert("RGB").resize((SIDE, SIDE), Image.Resampling.BILINEAR)
+        return image.convert("RGBA").convert("RGB").resize((SIDE, SIDE), Image.Resampling.BILINEAR)
+
+
+def _small_png(picture: Image.Image, index: int) -> bytes:
+    small = picture.copy()
     small.putpixel((SIDE // 2, SIDE // 2), (index & 255, (index >> 8) & 255, (index >> 16) & 255))
     buffer = io.BytesIO()
     small.save(buffer, "PNG")
@@ -35,11 +39,14 @@ def write_scale_dataset(path: Path, count: int) -> Path:
     """``count`` posts of 64x64 PNGs (about 5 kB each) with the demo's tags and ratings at ``path``."""
     path.unlink(missing_ok=True)
     with Dataset(DEMO_DB) as demo:
-        sources = [(post, demo.image(post.id)) for post in demo.posts()]
+        sources = [(post, _shrink(demo.image(post.id))) for post in demo.posts()]
     with Dataset(path, writable=True) as dataset:
+        # A throwaway file: no fsync per post (each add_post is its own transaction).
+        dataset._conn.execute("PRAGMA synchronous = OFF")
+        dataset._conn.execute("PRAGMA journal_mode = MEMORY")
         for index in range(count):
-            source, data = sources[index % len(sources)]
-            image = _small_png(data, index)
+            source, picture = sources[index % len(sources)]
+            image = _small_png(picture, index)
             post = Post(
                 id=FIRST_ID + index,
                 md5=hashlib.md5(image).hexdigest(),
