@@ -81,15 +81,24 @@ class SessionHooks:
     def __init__(self, session: ShowdownSession) -> None:
         self.session = session
 
+    @pytest.hookimpl(trylast=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Last, so that every other plugin (junitxml...) sees the result before it leaves the report."""
         self.session.record(report)
 
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_protocol(
+        self, item: pytest.Item, nextitem: pytest.Item | None
+    ) -> Generator[None, object, object]:
         """An xdist worker plans each item as soon as it learns it (its posts are not the
-        collection order's, which mostly go to other workers)."""
+        collection order's, which mostly go to other workers); every process releases the item's
+        result once its reports are out."""
         if self.session.is_worker:
             self.session.plan([item, nextitem])
+        try:
+            return (yield)
+        finally:
+            self.session.release(item)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:

@@ -41,6 +41,11 @@ SHOWDOWN_FIXTURES = frozenset({"tagger", "post", "showdown"})
 NO_TAGGER = "no tagger selected: pass --tagger NAME or mark the test @pytest.mark.tagger('NAME')"
 
 
+def without_payload(properties: list[tuple[str, object]]) -> list[tuple[str, object]]:
+    """``user_properties`` without the showdown's result and probability row."""
+    return [(name, value) for name, value in properties if name not in (RESULT_PROPERTY, ROW_PROPERTY)]
+
+
 def usage_error(exc: Exception, where: str = "") -> pytest.UsageError:
     """The one-line usage error (exit code 4) every bad option, ini value or mark becomes."""
     return pytest.UsageError(f"tagger-showdown: {where}{exc}")
@@ -223,14 +228,21 @@ class ShowdownSession:
                 return  # the items themselves report an unusable tagger
 
     def record(self, report: pytest.TestReport) -> None:
-        """Collect an item's result and probability row (local, or sent by an xdist worker)."""
-        if report.when != "call" or self.is_worker:
+        """Collect an item's result and probability row (local, or sent by an xdist worker), then drop
+        them from the report, which pytest keeps to the end (other plugins' hooks have seen them)."""
+        if self.is_worker:
             return
-        for name, value in report.user_properties:
+        for name, value in report.user_properties if report.when == "call" else ():
             if name == RESULT_PROPERTY and isinstance(value, dict):
                 self.results.append(PostResult.from_dict(value))
             elif name == ROW_PROPERTY and isinstance(value, dict):
                 self.collector.add(value)
+        report.user_properties = without_payload(report.user_properties)
+
+    def release(self, item: pytest.Item) -> None:
+        """After an item's reports are made (and, on an xdist worker, sent): drop its result and row
+        from the item, which pytest keeps to the end of the run (issue 13: memory flat per item)."""
+        item.user_properties[:] = without_payload(item.user_properties)
 
     def analyse(self) -> RunAnalysis | None:
         """The run's analysis, computed once, on the controller, when there are results."""

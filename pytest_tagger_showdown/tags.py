@@ -7,6 +7,7 @@ vocabularies (Danbooru's ``g/s/q/e``, WD14's ``general/sensitive/...`` keys, Dee
 
 from __future__ import annotations
 
+import sys
 from enum import StrEnum
 from typing import Final
 
@@ -52,8 +53,9 @@ _RATING_ALIASES: Final[dict[str, str]] = {
 
 
 def normalize_tag(name: str) -> str:
-    """Danbooru's spelling of a tag: lower case, underscores for spaces, no surrounding blanks."""
-    return "_".join(name.strip().lower().split(" "))
+    """Danbooru's spelling of a tag: lower case, underscores for spaces, no surrounding blanks.
+    Interned: 30,000 posts' results hold each tag name once, not once per post."""
+    return sys.intern("_".join(name.strip().lower().split(" ")))
 
 
 def normalize_rating(value: str) -> str | None:

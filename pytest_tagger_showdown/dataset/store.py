@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -124,7 +125,8 @@ class Dataset:
         for post_id, tag, category in self._conn.execute(
             "SELECT post_id, tag, category FROM post_tags ORDER BY post_id, tag"
         ):
-            result.setdefault(post_id, {})[tag] = TagCategory(category)
+            # Interned: a 30,000-post dataset holds each tag name once, not once per post.
+            result.setdefault(post_id, {})[sys.intern(tag)] = TagCategory(category)
         return result
 
     def image(self, post_id: int) -> bytes:
