@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import compare, history
+from . import cache, compare, history
 from .dataset import fetch, info
 from .dataset.store import Dataset
 from .errors import ShowdownError
@@ -54,6 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     listing.add_arguments(taggers_command)
     taggers_command.set_defaults(handler=listing.run)
+    cache_command = commands.add_parser(
+        "cache", help="the prepared-input and prediction caches: info, prune --max-size SIZE, clear"
+    )
+    cache.add_arguments(cache_command)
+    cache_command.set_defaults(handler=cache.run)
     return parser
 
 
@@ -61,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.handler(args))
-    except ShowdownError as exc:
+    except (ShowdownError, ValueError, argparse.ArgumentTypeError) as exc:
         print(f"tagger-showdown: error: {exc}", file=sys.stderr)
         return 2
 

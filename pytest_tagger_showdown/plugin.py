@@ -66,7 +66,7 @@ class ShowdownState:
                 self.pool,
                 self.settings.db,
                 batch_size=self.settings.batch_size,
-                cache=None if cache_dir is None else ShowdownCache(cache_dir),
+                cache=None if cache_dir is None else ShowdownCache(cache_dir, self.settings.cache_max_size),
             )
         return self._engine
 
@@ -168,6 +168,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="PATH",
     )
     add(
+        "--showdown-cache-max-size",
+        "size limit of the caches, e.g. 10GB, 500MB or bytes; least recently used entries are "
+        "evicted beyond it (default 10GB)",
+        metavar="SIZE",
+    )
+    add(
         "--showdown-report",
         "write a self-contained HTML report (table, plots, worst posts) here",
         metavar="PATH",
@@ -235,6 +241,7 @@ def pytest_configure(config: pytest.Config) -> None:
             compare_margin=_text_value(config, "showdown_margin"),
             batch_size=_text_value(config, "showdown_batch_size"),
             cache_dir=_cache_dir(config),
+            cache_max_size=_text_value(config, "showdown_cache_max_size"),
         )
         registry = default_registry()
         config.hook.pytest_tagger_showdown_register(registry=registry, config=config)

@@ -9,6 +9,7 @@ from typing import Any
 import onnxruntime  # noqa: F401  (imported here, not inside an in-process run that would unload it)
 import pytest
 
+from pytest_tagger_showdown.cache import CACHE_VERSION
 from tests.integration.conftest import table_rows
 from tests.unit.test_engine import varied_dataset, write_tiny_tagger
 
@@ -58,7 +59,7 @@ def test_a_rerun_is_served_from_the_cache_and_no_cache_bypasses_it(
     cold, first = run(pytester)
     assert cached(first) == [False] * 11
     assert "(cached)" not in table_rows(cold)[TAGGER][5]
-    assert (pytester.path / ".showdown_cache" / "v1" / "predictions").is_dir()
+    assert (pytester.path / ".showdown_cache" / CACHE_VERSION / "predictions").is_dir()
     warm, second = run(pytester)
     warm.assert_outcomes(passed=11, failed=1)
     assert scores(second) == scores(first) == scores(reference)
@@ -77,11 +78,11 @@ def test_a_rerun_is_served_from_the_cache_and_no_cache_bypasses_it(
 
 def test_cache_dir_option_and_ini(pytester: pytest.Pytester, showdown_files: Path) -> None:
     run(pytester, "--showdown-cache-dir", "elsewhere")
-    assert (pytester.path / "elsewhere" / "v1" / "predictions").is_dir()
+    assert (pytester.path / "elsewhere" / CACHE_VERSION / "predictions").is_dir()
     assert not (pytester.path / ".showdown_cache").exists()
     pytester.makeini("[pytest]\nshowdown_cache_dir = from-ini\n")
     run(pytester)
-    assert (pytester.path / "from-ini" / "v1" / "predictions").is_dir()
+    assert (pytester.path / "from-ini" / CACHE_VERSION / "predictions").is_dir()
     pytester.makeini("[pytest]\nshowdown_no_cache = true\n")
     _, posts = run(pytester, "--showdown-cache-dir", "elsewhere")
     assert cached(posts) == [False] * 11
