@@ -6,7 +6,7 @@ Two kinds of entries, both content-addressed (a key is the sha256 of everything 
 * prepared inputs, keyed by how the tagger prepares images (its ``prepare`` implementation, the
   :class:`Preprocessing` spec and the input size) and the stored image's md5: taggers that share a
   preprocessing (every WD14 model at 448) share them, and a new model skips decoding. An 8-bit image
-  is stored as uint8: 602 kB for a 448 input, 263 kB at 299, 1.6 MB at 512 (DeepDanbooru);
+  is stored as uint8: 602 kB for a 448 input, 263 kB at 299, 786 kB at 512 (DeepDanbooru);
 * predictions, keyed by the model files' hashes, the preprocessing and the image md5, **not** the
   cut-offs: an entry is the post's probability row in the compact form the dataset metrics keep
   (:func:`probabilities.compact_row`: the tags at or above 0.01, float16; a few hundred bytes), with
