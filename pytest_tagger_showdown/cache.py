@@ -28,13 +28,14 @@ filled up, an edited file) is treated as missing and recomputed. Failures are ne
 
 Size limit (``--showdown-cache-max-size``, default 10 GB), least recently used first: a hit sets the
 entry's mtime to now (one ``utime`` call; atime is unreliable under ``noatime``/``relatime``), and
-eviction deletes the entries with the oldest mtimes. Eviction is amortised: each process rescans the
-folder after it has written :data:`RESCAN_FRACTION` of the limit, and then deletes down to
-:data:`PRUNE_TO` of it; so with up to five processes writing at once the folder never exceeds the limit
-(each can add at most 4% between its scans to the 80% left by the last one). Deleting is safe beside
-readers: a reader that opened an entry reads it whole (POSIX keeps an unlinked file's data until it is
-closed); one that comes later finds no file, a miss. An entry used since the scan is spared (its mtime
-is checked again just before deleting it).
+eviction deletes the entries with the oldest mtimes. Eviction is amortised: before a write that takes
+a process past :data:`RESCAN_FRACTION` of the limit since its last scan, it rescans the folder and
+deletes down to :data:`PRUNE_TO` of the limit less that entry; so with up to five processes writing at
+once the folder never exceeds the limit (each adds at most 4% of it, or one entry, between its scans
+to the 80% left by the last one) as long as an entry is small against the limit (602 kB against 10 GB).
+Deleting is safe beside readers: a reader that opened an entry reads it whole (POSIX keeps an
+unlinked file's data until it is closed); one that comes later finds no file, a miss. An entry used
+since the scan is spared (its mtime is checked again just before deleting it).
 """
 
 from __future__ import annotations
@@ -295,6 +296,7 @@ class ShowdownCache:
         try:
             if not self.root.is_dir():
                 self._mark_folder()
+            self._make_room(len(data))
             path.parent.mkdir(parents=True, exist_ok=True)
             partial = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.partial")
             try:
@@ -304,20 +306,20 @@ class ShowdownCache:
                 partial.unlink(missing_ok=True)
         except OSError:
             return
-        self._account(len(data))
 
-    def _account(self, written: int) -> None:
-        """Count a write; past :data:`RESCAN_FRACTION` of the limit, scan and evict (one thread)."""
+    def _make_room(self, incoming: int) -> None:
+        """Count a write before it happens; past :data:`RESCAN_FRACTION` of the limit, scan and
+        evict down to :data:`PRUNE_TO` of it less the entry about to be written (one thread)."""
         if self.max_size is None:
             return
         with self._lock:
-            self._unscanned += written
+            self._unscanned += incoming
             due = self._unscanned >= RESCAN_FRACTION * self.max_size
         if due and self._pruning.acquire(blocking=False):
             try:
                 with self._lock:
-                    self._unscanned = 0
-                self.prune(int(PRUNE_TO * self.max_size))
+                    self._unscanned = incoming
+                self.prune(max(0, int(PRUNE_TO * self.max_size) - incoming))
             finally:
                 self._pruning.release()
 

@@ -126,7 +126,7 @@ def test_a_limit_below_the_runs_cache_holds_and_the_run_finishes_correctly(
     full.assert_outcomes(passed=16)
     usage = ShowdownCache(pytester.path / "full", max_size=None).usage()
     full_size = usage["inputs"].bytes + usage["predictions"].bytes
-    limit = full_size // 3
+    limit = full_size // 2  # 8 inputs of 16: an entry is 1/8 of the limit
     pytester.makeconftest(_cache_size_plugin())
     for _ in range(2):  # a second run over an evicted cache: hits and misses mixed
         bounded, posts = run(pytester, mode, "--showdown-cache-max-size", str(limit))
