@@ -12,12 +12,15 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Final
 
-from . import compare, history
+from tabulate import tabulate
+
+from . import cache, compare, history
 from .dataset import fetch, info
 from .dataset.danbooru import DEFAULT_API_URL, MAX_PAGE_SIZE, Credentials, DanbooruClient, RetryPolicy
 from .dataset.store import Dataset, migrate_dataset
@@ -226,6 +229,61 @@ def _compare(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _size(text: str) -> int:
+    try:
+        return cache.parse_size(text, "--max-size")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _format_usage(usage: Mapping[str, cache.KindUsage]) -> str:
+    """The ``cache info`` table: entries, size, size per entry and least recent use per kind."""
+    rows: list[list[object]] = []
+    for kind, item in usage.items():
+        oldest = time.strftime("%Y-%m-%d %H:%M", time.localtime(item.oldest_use)) if item.oldest_use else ""
+        per_entry = cache.format_size(item.bytes / item.entries) if item.entries else ""
+        rows.append([kind, item.entries, cache.format_size(item.bytes), per_entry, oldest])
+    total = sum(item.bytes for item in usage.values())
+    rows.append(["total", sum(item.entries for item in usage.values()), cache.format_size(total), "", ""])
+    return tabulate(rows, headers=["kind", "entries", "size", "per entry", "oldest use"], tablefmt="plain")
+
+
+def _add_cache(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=("info", "prune", "clear"), help="what to do")
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        metavar="PATH",
+        help=f"the cache folder (default: {cache.DEFAULT_DIR_NAME} in pytest's rootdir, as the plugin's)",
+    )
+    parser.add_argument(
+        "--max-size",
+        type=_size,
+        metavar="SIZE",
+        help="prune: evict least recently used entries until the cache holds at most SIZE (10GB, 500MB)",
+    )
+
+
+def _cache(args: argparse.Namespace) -> int:
+    folder = args.dir or cache.default_dir(Path.cwd())
+    store = cache.ShowdownCache(folder, max_size=None)
+    if args.action == "info":
+        print(folder)
+        print(_format_usage(store.usage()))
+    elif args.action == "prune":
+        if args.max_size is None:
+            print("tagger-showdown: error: cache prune needs --max-size SIZE", file=sys.stderr)
+            return 2
+        outcome = store.prune(args.max_size)
+        print(
+            f"{folder}: {cache.format_size(outcome.before)} -> {cache.format_size(outcome.after)}, "
+            f"{outcome.deleted} entries evicted"
+        )
+    else:
+        print(f"{folder}: cleared {cache.format_size(store.clear())}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tagger-showdown",
@@ -289,6 +347,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     listing.add_arguments(taggers_command)
     taggers_command.set_defaults(handler=listing.run)
+
+    cache_command = commands.add_parser(
+        "cache", help="the prepared-input and prediction caches: info, prune --max-size SIZE, clear"
+    )
+    _add_cache(cache_command)
+    cache_command.set_defaults(handler=_cache)
     return parser
 
 

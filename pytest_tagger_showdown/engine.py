@@ -48,6 +48,7 @@ from .pool import TaggerPool
 from .prediction import Prediction
 from .results import PostResult, post_result
 from .taggers.base import Tagger, Vocabulary
+from .taggers.wd14 import OutputLayout
 from .tags import TagCategory
 
 T = TypeVar("T")
@@ -125,11 +126,14 @@ _Outcome = _Prepared | _Done | _Failed
 @dataclass(frozen=True)
 class _Identity:
     """What a tagger's cache keys are made of (its model files' hash and how it prepares images),
-    and its tag list, which dataset metrics need beside cached probabilities."""
+    and its tag list, which dataset metrics need beside cached probabilities. ``layout`` is set
+    when the tagger decides its tags from a probability row with :class:`OutputLayout` (WD14,
+    DeepDanbooru): only then are its predictions cached, as rows, and decided after reading."""
 
     model: str
     preprocessing: str
     vocabulary: Vocabulary | None
+    layout: OutputLayout | None = None
 
 
 class _Slot:
@@ -197,7 +201,8 @@ class _Slot:
             try:
                 names, categories = known["vocabulary"] or ((), ())
                 vocabulary = Vocabulary(tuple(map(str, names)), tuple(map(int, categories)))
-                return _Identity(str(known["model"]), str(known["preprocessing"]), vocabulary or None)
+                layout = OutputLayout(vocabulary) if known["rows"] and vocabulary else None
+                return _Identity(str(known["model"]), str(known["preprocessing"]), vocabulary or None, layout)
             except (KeyError, TypeError, ValueError):
                 pass  # a record of another shape: recompute it
         folder = Path(spec.source).expanduser()
@@ -217,6 +222,7 @@ class _Slot:
                 tagger.size,
             ),
             vocabulary=tagger.vocabulary,
+            layout=OutputLayout(tagger.vocabulary) if tagger.row_tags and tagger.vocabulary else None,
         )
         tags = identity.vocabulary
         cache.remember_fingerprint(
@@ -226,6 +232,7 @@ class _Slot:
                 "model": identity.model,
                 "preprocessing": identity.preprocessing,
                 "vocabulary": [tags.names, tags.categories] if tags else None,
+                "rows": identity.layout is not None,
             },
         )
         return identity
@@ -438,12 +445,12 @@ class Engine:
             key = input_key = None
             md5 = dataset.image_md5(post.id) if identity is not None else None
             if identity is not None and md5 is not None and self.cache is not None:
-                key = digest(
-                    CACHE_VERSION, identity.model, identity.preprocessing, repr(slot.spec.thresholds), md5
-                )
-                hit = self.cache.get_prediction(key)
-                if hit is not None:
-                    return _Done(hit.prediction, hit.preprocess_s, hit.inference_s, cached=True)
+                if identity.layout is not None:  # keyed without cut-offs: decided after reading
+                    key = digest(CACHE_VERSION, identity.model, identity.preprocessing, md5)
+                    hit = self.cache.get_prediction(key)
+                    if hit is not None:
+                        prediction = identity.layout.prediction(hit.probabilities, slot.spec.thresholds)
+                        return _Done(prediction, hit.preprocess_s, hit.inference_s, cached=True)
                 input_key = digest(CACHE_VERSION, identity.preprocessing, md5)
                 prepared = self.cache.get_input(input_key)
                 if prepared is not None:
@@ -499,8 +506,9 @@ class Engine:
         share = elapsed / len(batch)
         results: list[_Done | _Failed] = []
         for (_, prepared), prediction in zip(batch, predictions, strict=True):
-            if prepared.key is not None and self.cache is not None:
-                self.cache.put_prediction(prepared.key, prediction, prepared.preprocess_s, share)
+            row = prediction.probabilities
+            if prepared.key is not None and self.cache is not None and row is not None:
+                self.cache.put_prediction(prepared.key, row, prepared.preprocess_s, share)
             results.append(_Done(prediction, prepared.preprocess_s, share, cached=False))
         return results
 

@@ -65,6 +65,12 @@ OPTIONS: Final[tuple[tuple[str, str, dict[str, Any]], ...]] = (
         {"metavar": "PATH"},
     ),
     (
+        "--showdown-cache-max-size",
+        "size limit of the caches, e.g. 10GB, 500MB or bytes; least recently used entries are "
+        "evicted beyond it (default 10GB)",
+        {"metavar": "SIZE"},
+    ),
+    (
         "--showdown-report",
         "write a self-contained HTML report (table, plots, worst posts) here",
         {"metavar": "PATH"},
@@ -126,6 +132,7 @@ def read_settings(config: pytest.Config) -> ShowdownSettings:
         compare_margin=_text_value(config, "showdown_margin"),
         batch_size=_text_value(config, "showdown_batch_size"),
         cache_dir=_cache_dir(config),
+        cache_max_size=_text_value(config, "showdown_cache_max_size"),
     )
 
 

@@ -61,7 +61,7 @@ def _unb64(text: str, dtype: str) -> npt.NDArray[Any]:
     return np.frombuffer(base64.b64decode(text), dtype=np.dtype(dtype))
 
 
-def _index_dtype(size: int) -> str:
+def index_dtype(size: int) -> str:
     return "<u2" if size <= 1 << 16 else "<u4"
 
 
@@ -103,17 +103,44 @@ class TagVocabulary:
         return len(self.names)
 
 
+def compact_row(
+    probabilities: npt.ArrayLike, floor: float = FLOOR
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float16]]:
+    """The compact form of a probability row ``[T]``: the columns at or above ``floor`` and their
+    values in float16 (``<f2``). What the dataset metrics and the prediction cache keep."""
+    row = np.asarray(probabilities, dtype=np.float32).ravel()
+    columns = np.flatnonzero(row >= floor)
+    return columns, row[columns].astype("<f2")
+
+
+def expand_row(size: int, columns: npt.NDArray[Any], values: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
+    """A dense float32 row ``[size]`` from its compact form; the columns left out read as 0.
+
+    Compacting the expanded row again gives the same columns and values: float16 values at or above
+    the floor stay at or above it, so metrics computed from either are identical."""
+    row = np.zeros(size, dtype=np.float32)
+    row[columns] = values
+    return row
+
+
+def stored_row(probabilities: npt.ArrayLike, floor: float = FLOOR) -> npt.NDArray[np.float32]:
+    """The row as the run keeps it (compacted and expanded again): what cut-offs are applied to, so
+    that a run served from the cache keeps exactly the tags of the run that computed it."""
+    row = np.asarray(probabilities, dtype=np.float32).ravel()
+    return expand_row(row.size, *compact_row(row, floor))
+
+
 def encode_row(probabilities: npt.ArrayLike, floor: float = FLOOR) -> dict[str, Any]:
     """A probability row as JSON-safe text: the columns at or above ``floor`` and their float16 values."""
     row = np.asarray(probabilities, dtype=np.float32).ravel()
-    columns = np.flatnonzero(row >= floor)
-    dtype = _index_dtype(row.size)
+    columns, values = compact_row(row, floor)
+    dtype = index_dtype(row.size)
     return {
         "size": int(row.size),
         "floor": floor,
         "index_dtype": dtype,
         "columns": _b64(columns.astype(dtype)),
-        "values": _b64(row[columns].astype("<f2")),
+        "values": _b64(values),
     }
 
 
@@ -332,7 +359,7 @@ def _restrict(store: ProbabilityStore, scored_categories: Collection[str] | None
 
 def _pack(prefix: str, matrix: SparseRows, arrays: dict[str, npt.NDArray[Any]]) -> None:
     arrays[f"{prefix}_indptr"] = matrix.indptr
-    arrays[f"{prefix}_indices"] = matrix.indices.astype(_index_dtype(matrix.shape[1]))
+    arrays[f"{prefix}_indices"] = matrix.indices.astype(index_dtype(matrix.shape[1]))
     if matrix.values is not None:
         arrays[f"{prefix}_values"] = matrix.values.astype("<f2")
 

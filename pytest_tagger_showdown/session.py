@@ -102,7 +102,11 @@ class ShowdownSession:
                 ),
                 settings.thresholds,
             )
-            cache = None if settings.cache_dir is None else ShowdownCache(settings.cache_dir)
+            cache = (
+                None
+                if settings.cache_dir is None
+                else ShowdownCache(settings.cache_dir, settings.cache_max_size)
+            )
             self._engine = Engine(pool, settings.db, batch_size=settings.batch_size, cache=cache)
         return self._engine
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .bundled import DEMO_DB
+from .cache import DEFAULT_MAX_SIZE, parse_size
 from .compare import DEFAULT_MARGIN
 from .gate import parse_baselines
 from .pool import ThresholdOverride
@@ -38,6 +39,8 @@ class ShowdownSettings:
     batch_size: int | None = None
     #: Where the input and prediction caches live; None disables them.
     cache_dir: Path | None = None
+    #: The caches' size limit in bytes (least recently used entries are evicted beyond it).
+    cache_max_size: int = DEFAULT_MAX_SIZE
 
     @property
     def is_demo(self) -> bool:
@@ -113,6 +116,7 @@ def build_settings(
     compare_margin: str | None = None,
     batch_size: str | None = None,
     cache_dir: Path | None = None,
+    cache_max_size: str | None = None,
 ) -> ShowdownSettings:
     """Settings from option text; raises ValueError with a message naming the bad value."""
     return ShowdownSettings(
@@ -133,4 +137,7 @@ def build_settings(
         compare_margin=parse_margin(compare_margin),
         batch_size=parse_batch_size(batch_size),
         cache_dir=cache_dir,
+        cache_max_size=(
+            parse_size(cache_max_size, "--showdown-cache-max-size") if cache_max_size else DEFAULT_MAX_SIZE
+        ),
     )

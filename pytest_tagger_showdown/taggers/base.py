@@ -106,6 +106,13 @@ class Tagger(Protocol):
         """The square input side in pixels the model takes, or None; part of the input cache key."""
         ...
 
+    @property
+    def row_tags(self) -> bool:
+        """Whether the kept tags and rating are decided from the output row over :attr:`vocabulary`
+        by ``wd14.OutputLayout`` (WD14, DeepDanbooru): then a cached row is re-cut at new thresholds
+        without loading the model."""
+        ...
+
     def prepare(self, post: Post, image: bytes) -> object:
         """Turn a post and its image bytes into the input ``infer`` takes; raises ImageError on bad images."""
         ...
@@ -124,3 +131,4 @@ class TaggerBase:
     fixed_batch: int | None = None
     model_files: tuple[Path, ...] = ()
     size: int | None = None
+    row_tags: bool = False

@@ -11,6 +11,7 @@ import numpy.typing as npt
 from ..dataset.post import Post
 from ..errors import TaggerLoadError, TaggerRunError
 from ..prediction import Prediction
+from ..probabilities import stored_row
 from ..tags import TagCategory, normalize_rating, normalize_tag
 from .base import LoadOptions, TaggerBase, Vocabulary
 from .preprocess import decode_image, preprocess
@@ -54,6 +55,10 @@ class OutputLayout:
         )
 
     def prediction(self, row: npt.NDArray[np.float32], thresholds: Thresholds) -> Prediction:
+        """Tags and rating from an output row ``[T]``, decided on the row as the run stores it
+        (:func:`probabilities.stored_row`: float16, 0 below 0.01), so that cut-offs applied later to
+        a cached row keep exactly the tags a fresh run keeps, and agree with the threshold sweep."""
+        row = stored_row(row)
         kept: dict[str, float] = {}
         for index, category in (
             (self._general_index, TagCategory.GENERAL),
@@ -128,7 +133,9 @@ class WD14Tagger(TaggerBase):
                 f"tagger {spec.name}: {tags_path.name} lists {len(self.vocabulary)} tags but the "
                 f"model has {outputs[-1]} outputs"
             )
-        self._layout = OutputLayout(self.vocabulary)
+        #: How an output row becomes tags and a rating: the engine applies it to cached rows too.
+        self.layout = OutputLayout(self.vocabulary)
+        self.row_tags = True
 
     def prepare(self, post: Post, image: bytes) -> object:
         return preprocess(decode_image(image), self.spec.preprocessing, self.size)
@@ -152,7 +159,7 @@ class WD14Tagger(TaggerBase):
         return [self._to_prediction(row) for row in rows]
 
     def _to_prediction(self, row: npt.NDArray[np.float32]) -> Prediction:
-        return self._layout.prediction(row, self.spec.thresholds)
+        return self.layout.prediction(row, self.spec.thresholds)
 
 
 def load_folder(spec: TaggerSpec, options: LoadOptions) -> WD14Tagger:

@@ -29,9 +29,16 @@ def test_compare_gate_passes_on_the_same_tagger_and_fails_on_a_drop(
         ["compared with saved run 0001_* (paired bootstrap, 95% CI):", "bright * +0.000 *"]
     )
 
-    # Every threshold at 0 keeps the wrong background too: one more incorrect tag, 1/3 less on every post.
+    # A cut-off above every probability drops the right background: one correct tag fewer, 1/3 less on
+    # every post. (A cut-off of 0 does not add the wrong one: its probability, 3e-4, is below the 0.01
+    # floor of the stored rows, which cut-offs are applied to.)
     worse, document = run_showdown(
-        *common, "--showdown-compare", "latest", "--showdown-threshold", "bright:0.0", json_file="worse.json"
+        *common,
+        "--showdown-compare",
+        "latest",
+        "--showdown-threshold",
+        "bright:0.9999",
+        json_file="worse.json",
     )
     assert worse.ret == 1
     worse.assert_outcomes(passed=8)  # every post ran fine: the comparison fails the run
@@ -46,8 +53,8 @@ def test_compare_gate_passes_on_the_same_tagger_and_fails_on_a_drop(
     assert metrics["source"] == "probabilities"  # the rows travelled (from the workers under xdist)
     assert metrics["overall"]["posts"] == 8
     assert metrics["by_rating"]["g"]["posts"] == 2
-    # Both backgrounds kept on 8 posts plus 8 ratings: 8 + 2 right of 24 kept.
-    assert metrics["overall"]["micro"]["precision"] == pytest.approx(10 / 24)
+    # Only the 8 ratings kept, 2 of them right.
+    assert metrics["overall"]["micro"]["precision"] == pytest.approx(2 / 8)
 
 
 def test_an_unknown_run_is_a_usage_error(pytester: pytest.Pytester, run_showdown: ShowdownRun) -> None:

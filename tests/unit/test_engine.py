@@ -232,19 +232,27 @@ def test_a_warm_run_is_served_from_the_cache_without_loading_the_model(
     assert pool.loads == []
 
 
-def test_a_changed_threshold_recomputes_from_cached_inputs(
+def test_a_changed_threshold_is_served_from_the_cached_rows_without_loading_the_model(
     make_engine: Callable[..., Engine], model: Path, db: Path, posts: list[Post], decodes: list[int]
 ) -> None:
     lenient = run_all(make_engine(), posts)
-    thresholds = [(None, {"all": "0.6"})]
-    strict = CountingPool(registry_with(model), thresholds=thresholds)
-    results = run_all(make_engine(pool=strict), posts)
-    assert not any(r.cached for r in results)
-    assert strict.loads == [TINY]
-    assert len(decodes) == len(posts), "the prepared inputs came from the cache"
-    tagger = TaggerPool(registry_with(model), thresholds=thresholds).get(TINY)
-    same_scores(results, plain_run(tagger, db, posts))
-    assert sum(map(len, (r.predicted for r in results))) < sum(map(len, (r.predicted for r in lenient)))
+    for overrides in ({"all": "0.6"}, {"mcut": "true"}):
+        thresholds = [(None, overrides)]
+        strict = CountingPool(registry_with(model), thresholds=thresholds)
+        decoded = len(decodes)
+        results = run_all(make_engine(pool=strict), posts)
+        assert all(r.cached for r in results)
+        assert strict.loads == []
+        assert len(decodes) == decoded, "nothing decoded again"
+        # The same as a fresh run with these cut-offs, and as applying them to the stored rows.
+        tagger = TaggerPool(registry_with(model), thresholds=thresholds).get(TINY)
+        same_scores(results, plain_run(tagger, db, posts))
+        for result, before in zip(results, lenient, strict=True):
+            assert before.probabilities is not None
+            decided = tagger.layout.prediction(before.probabilities, tagger.spec.thresholds)
+            assert result.predicted == tuple(sorted(decided.tags))
+        changed = sum(r.predicted != b.predicted for r, b in zip(results, lenient, strict=True))
+        assert changed > 0, f"{overrides} changes some post's tags"
 
 
 def test_a_changed_model_file_recomputes(
