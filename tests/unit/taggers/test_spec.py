@@ -116,8 +116,8 @@ def test_loading_checks_the_tagger_protocol() -> None:
     with pytest.raises(TaggerLoadError) as caught:
         registry.load(TaggerSpec(name="x", backend="bare"))
     assert str(caught.value) == (
-        "tagger x: backend 'bare' gave a Bare, which lacks fixed_batch, model_files, providers, size "
-        "of the Tagger protocol (TaggerBase has the defaults)"
+        "tagger x: backend 'bare' gave a Bare, which lacks fixed_batch, model_files, providers, row_tags, "
+        "size of the Tagger protocol (TaggerBase has the defaults)"
     )
     control = registry.load(TaggerSpec(name="c", backend="control"))
     capabilities = (control.vocabulary, control.providers, control.fixed_batch, control.model_files)
