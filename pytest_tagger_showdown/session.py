@@ -21,7 +21,7 @@ from .compare import CompareGate, gate_against
 from .dataset.post import Post
 from .dataset.store import Dataset
 from .engine import Engine
-from .errors import ShowdownError
+from .errors import ShowdownError, TaggerLoadError
 from .gate import baseline_failures
 from .history import DOCUMENT_KEY, SavedRun, find_run, storage_path
 from .options import read_settings
@@ -145,19 +145,26 @@ class ShowdownSession:
         )
 
     def parametrize(self, metafunc: pytest.Metafunc) -> None:
-        """One item per selected (or marked) tagger and per post, for tests asking for them."""
+        """One item per tagger and per post, for tests asking for them. The taggers: ``--tagger``'s,
+        or a ``tagger`` mark's; with both, the mark's narrowed to ``--tagger``'s (the command line
+        wins, so the header names what runs), and a test left with none is skipped saying why."""
         if "tagger" in metafunc.fixturenames:
             marked = [name for mark in metafunc.definition.iter_markers("tagger") for name in mark.args]
+            selected = self.settings.taggers
             try:
-                names = self.registry.select(marked) if marked else list(self.settings.taggers)
+                names = self.registry.select(marked) if marked else list(selected)
             except ShowdownError as exc:
                 # Test code, not configuration: an error collecting that test, in one line, as pytest
                 # itself reports an unknown mark under --strict-markers (the same with pytest-xdist).
                 raise pytest.Collector.CollectError(f"tagger-showdown: {exc}") from exc
+            reason = NO_TAGGER
+            if marked and selected:
+                reason = f"marked for {', '.join(names)}, but --tagger selects {', '.join(selected)}"
+                names = [name for name in names if name in selected]
             if names:
                 metafunc.parametrize("tagger", names, indirect=True, ids=names)
             else:
-                skip = pytest.mark.skip(reason=NO_TAGGER)
+                skip = pytest.mark.skip(reason=reason)
                 metafunc.parametrize(
                     "tagger", [pytest.param(None, marks=skip)], indirect=True, ids=["no-tagger"]
                 )
@@ -178,7 +185,10 @@ class ShowdownSession:
         never loads it), loaded for a test using it directly; raises ShowdownError when it cannot."""
         lazy = self.engine.tagger(request.param)
         if "showdown" not in request.fixturenames:
-            lazy.load()
+            try:
+                lazy.load()
+            except TaggerLoadError as exc:
+                raise TaggerLoadError(self.engine.load_failure(request.param, str(exc))) from exc
         return lazy
 
     # -- the run ---------------------------------------------------------------------------------
