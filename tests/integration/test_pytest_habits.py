@@ -59,3 +59,16 @@ def test_benchmark_only_runs_the_showdown_and_warns_of_nothing(
         result.assert_outcomes(passed=8)
         assert len(document["posts"]) == 8
         result.stdout.no_fnmatch_line("*not used at all*")
+
+
+def test_a_path_option_given_space_separated_leaves_the_cache_in_the_invocation_folder(
+    pytester: pytest.Pytester, run_showdown: ShowdownRun
+) -> None:
+    # No ini file: pytest guesses its rootdir from the arguments, and before the plugin's options
+    # are known it takes "../<name>.db" for one, so its guess is the parent folder.
+    name = f"{pytester.path.name}.db"
+    four_ratings(pytester.path.parent / name)
+    result, _ = run_showdown("--tagger", "demo-small", "--showdown-db", f"../{name}", json_file=None)
+    result.assert_outcomes(passed=8)
+    assert (pytester.path / ".showdown_cache").is_dir()
+    assert not (pytester.path.parent / ".showdown_cache").exists()
