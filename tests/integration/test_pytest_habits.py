@@ -72,3 +72,22 @@ def test_a_path_option_given_space_separated_leaves_the_cache_in_the_invocation_
     result.assert_outcomes(passed=8)
     assert (pytester.path / ".showdown_cache").is_dir()
     assert not (pytester.path.parent / ".showdown_cache").exists()
+
+
+@pytest.mark.parametrize(
+    ("selection", "taggers"),
+    [(("-k", "demo-small"), {"demo-small"}), (("-m", "showdown"), {"control", "demo-small"})],
+)
+def test_the_showdown_is_selected_by_tagger_name_and_mark(
+    pytester: pytest.Pytester,
+    run_showdown: ShowdownRun,
+    tmp_path: Path,
+    selection: tuple[str, str],
+    taggers: set[str],
+) -> None:
+    db = four_ratings(tmp_path / "data.db")
+    result, document = run_showdown(
+        "--tagger", "control,demo-small", "--showdown-db", str(db), "--showdown-no-cache", *selection
+    )
+    result.assert_outcomes(passed=8 * len(taggers))
+    assert {post["tagger"] for post in document["posts"]} == taggers
