@@ -58,13 +58,15 @@ def write_summary(
     analysis: RunAnalysis,
     *,
     categories_label: str,
+    provider: str | None = None,
     gate: CompareGate | None,
     baseline_failures: Sequence[str],
     written: Sequence[Path],
 ) -> None:
     """The terminal summary: the table, the runtimes, the dataset metrics, the comparison, the files
     written and the gates' failures (in red). One row per tagger each, whatever the dataset's size."""
-    write_line(f"scored over {categories_label}")
+    on = f"; ONNX taggers on {provider}" if provider else ""
+    write_line(f"scored over {categories_label}{on}")
     write_line(format_table(analysis.summaries))
     write_line("runtime per image (seconds: preprocessing + inference):")
     write_line(format_runtimes(analysis.summaries, analysis.results))

@@ -30,9 +30,11 @@ from .pool import TaggerPool
 from .probabilities import ROW_PROPERTY, ProbabilityCollector, RowEncoder
 from .results import RESULT_PROPERTY, PostResult
 from .settings import ShowdownSettings
+from .taggers.backends import ONNX_BACKENDS
 from .taggers.base import LoadOptions, Tagger
 from .taggers.builtin import default_registry
 from .taggers.registry import TaggerRegistry
+from .taggers.wd14 import execution_providers
 
 #: An item using all of these is planned ahead (see :meth:`ShowdownSession.plan`).
 SHOWDOWN_FIXTURES = frozenset({"tagger", "post", "showdown"})
@@ -58,6 +60,10 @@ class ShowdownSession:
     compare_gate: CompareGate | None = None
     baseline_failures: list[str] = field(default_factory=list)
     analysis: RunAnalysis | None = None
+    #: The onnxruntime provider the ONNX taggers run on (None: none selected, or no onnxruntime), and
+    #: the warning when ``--showdown-providers`` asked for one this machine lacks.
+    provider: str | None = None
+    provider_warning: str | None = None
     written: list[Path] = field(default_factory=list)
     _planned: set[str] = field(default_factory=set)
     _dataset: Dataset | None = None
@@ -84,7 +90,23 @@ class ShowdownSession:
                 raise usage_error(exc, "--showdown-compare: ") from exc
         if settings.taggers:
             session.posts()
+        session.choose_provider()
         return session
+
+    def choose_provider(self) -> None:
+        """Say now which provider the selected ONNX taggers will run on, and warn when a requested
+        one is not available here (onnxruntime would silently fall back to the CPU)."""
+        onnx = [n for n in self.settings.taggers if self.registry.resolve(n).backend in ONNX_BACKENDS]
+        choice = execution_providers(self.settings.providers) if onnx or self.settings.providers else None
+        if choice is None:
+            return
+        use, missing = choice
+        self.provider = use[0] if use and onnx else None
+        if missing:
+            self.provider_warning = (
+                f"tagger-showdown: warning: {', '.join(missing)} requested but not available here; "
+                f"ONNX taggers run on {', '.join(use)}"
+            )
 
     # -- what the run works on -------------------------------------------------------------------
 
@@ -129,20 +151,23 @@ class ShowdownSession:
 
     # -- collection ------------------------------------------------------------------------------
 
-    def header(self) -> str | None:
-        """The report header line naming the posts, the dataset and the taggers."""
+    def header(self) -> list[str]:
+        """The report header: a line naming the posts, the dataset and the taggers, and the provider
+        warning if any."""
         settings = self.settings
+        warning = [self.provider_warning] if self.provider_warning else []
         if not settings.taggers:
-            return None
+            return warning
         source = (
             "the bundled demo dataset (pass --showdown-db to use your own)"
             if settings.is_demo
             else str(settings.db)
         )
-        return (
+        return [
             f"tagger-showdown: {len(self.posts())} posts from {source}; "
-            f"taggers: {', '.join(settings.taggers)}; scoring {settings.categories_label}"
-        )
+            f"taggers: {', '.join(settings.taggers)}; scoring {settings.categories_label}",
+            *warning,
+        ]
 
     def parametrize(self, metafunc: pytest.Metafunc) -> None:
         """One item per tagger and per post, for tests asking for them. The taggers: ``--tagger``'s,
@@ -234,8 +259,16 @@ class ShowdownSession:
                 dataset=str(self.settings.db),
                 categories=[c.value for c in self.settings.categories],
                 aliases=self.engine.aliases(),
+                providers=self._providers_used(),
             )
         return self.analysis
+
+    def _providers_used(self) -> dict[str, str]:
+        """The provider each ONNX tagger of the run used (the run's one choice, made at configure)."""
+        if self.provider is None:
+            return {}
+        names = {result.tagger for result in self.results}
+        return {n: self.provider for n in names if self.registry.resolve(n).backend in ONNX_BACKENDS}
 
     def gate(self) -> int:
         """Apply the baseline and compare gates to the analysed run; returns how many failed."""
@@ -285,6 +318,7 @@ class ShowdownSession:
             reporter.write_line,
             self.analysis,
             categories_label=self.settings.categories_label,
+            provider=self.provider,
             gate=self.compare_gate,
             baseline_failures=self.baseline_failures,
             written=self.written,

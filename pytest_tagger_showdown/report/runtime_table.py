@@ -55,4 +55,4 @@ def format_runtimes(summaries: Sequence[TaggerSummary], results: Sequence[PostRe
         if result.score is not None:
             by_tagger.setdefault(result.tagger, []).append(result)
     rows = [runtime_row(s, by_tagger.get(s.tagger, [])) for s in summaries]
-    return tabulate(rows, headers=HEADERS, tablefmt="github", disable_numparse=True)
+    return tabulate(rows, headers=HEADERS, tablefmt="simple", disable_numparse=True)

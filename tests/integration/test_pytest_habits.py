@@ -91,3 +91,31 @@ def test_the_showdown_is_selected_by_tagger_name_and_mark(
     )
     result.assert_outcomes(passed=8 * len(taggers))
     assert {post["tagger"] for post in document["posts"]} == taggers
+
+
+def test_a_requested_provider_that_is_missing_is_a_warning_naming_what_runs(
+    run_showdown: ShowdownRun, tmp_path: Path
+) -> None:
+    # The test machine's onnxruntime is the CPU build (CUDA is what users ask for and may lack).
+    ort = pytest.importorskip("onnxruntime")
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this machine has CUDA")
+    db = four_ratings(tmp_path / "data.db")
+    result, document = run_showdown(
+        "--tagger",
+        "demo-small,control",
+        "--showdown-db",
+        str(db),
+        "--showdown-providers",
+        "CUDAExecutionProvider",
+    )
+    result.assert_outcomes(passed=16)
+    result.stdout.fnmatch_lines(
+        [
+            "tagger-showdown: warning: CUDAExecutionProvider requested but not available here; "
+            "ONNX taggers run on CPUExecutionProvider",
+            "scored over all tag categories (the study's choice); ONNX taggers on CPUExecutionProvider",
+        ]
+    )
+    assert document["taggers"]["demo-small"]["provider"] == "CPUExecutionProvider"
+    assert "provider" not in document["taggers"]["control"]
