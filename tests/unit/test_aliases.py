@@ -16,7 +16,7 @@ from pytest_tagger_showdown.results import PostResult
 from pytest_tagger_showdown.runner import TaggerPool
 from pytest_tagger_showdown.taggers.registry import TaggerRegistry
 from pytest_tagger_showdown.taggers.wd14 import Vocabulary
-from tests.datasets import G, PostSpec, make_dataset
+from tests.helpers.datasets import G, PostSpec, make_dataset
 
 
 class OldVocabularyTagger:
