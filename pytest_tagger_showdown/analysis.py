@@ -46,9 +46,11 @@ def analyse_run(
     categories: Collection[str],
     similarity: TagSimilarity | None = None,
     aliases: Mapping[str, str] | None = None,
+    providers: Mapping[str, str] | None = None,
 ) -> RunAnalysis:
     """Analyse a run's results; tag closeness comes from the posts' own tags unless given.
-    ``aliases`` (old -> current tag name) are the ones scoring applied: the metrics apply them too."""
+    ``aliases`` (old -> current tag name) are the ones scoring applied: the metrics apply them too.
+    ``providers``: the onnxruntime execution provider each ONNX tagger ran on, recorded per tagger."""
     tag_categories = {tag: category.value for post in posts for tag, category in post.tags.items()}
     taggers = sorted({r.tagger for r in results})
     stores = tuple(
@@ -68,6 +70,9 @@ def analyse_run(
     summaries = tuple(summarize_all(results))
     document = results_document(results, summaries, dataset=dataset, categories=sorted(categories))
     document["created"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    for name, provider in (providers or {}).items():
+        if name in document["taggers"]:
+            document["taggers"][name]["provider"] = provider
     renamed: dict[str, int] = {}
     for result in results:
         renamed[result.tagger] = renamed.get(result.tagger, 0) + result.renamed

@@ -14,7 +14,7 @@ Two kinds of entries, both content-addressed (a key is the sha256 of everything 
   threshold sweep are applied after reading, so a new ``--showdown-threshold`` re-scores a cached run
   without loading the model.
 
-Layout under the cache folder (``.showdown_cache/`` in the rootdir unless ``--showdown-cache-dir``)::
+Layout under the cache folder (``.showdown_cache/`` beside the ini file unless ``--showdown-cache-dir``)::
 
     v2/inputs/ab/abcdef....entry        prepared input arrays
     v2/predictions/ab/abcdef....entry   probability rows
@@ -493,13 +493,14 @@ def model_fingerprint(files: Sequence[Path]) -> str:
 
 # -- the ``tagger-showdown cache`` command ---------------------------------------------------------
 
-#: Files that mark pytest's rootdir (its rule, in short): the plugin's default cache lives there.
+#: pytest's configuration files: the plugin's default cache lives beside the one pytest reads.
 _ROOT_MARKERS: Final = ("pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg")
 
 
 def default_dir(start: Path) -> Path:
     """The plugin's default cache folder seen from ``start``: ``.showdown_cache`` in the nearest
-    folder up from ``start`` holding a pytest configuration file (pytest's rootdir), else in ``start``."""
+    folder up from ``start`` holding a pytest configuration file (where pytest finds its ini file),
+    else in ``start`` (the folder pytest was started in)."""
     for folder in (start, *start.parents):
         if any((folder / name).is_file() for name in _ROOT_MARKERS):
             return folder / DEFAULT_DIR_NAME

@@ -118,6 +118,8 @@ class _Done:
 class _Failed:
     error: str
     preprocess_s: float | None = None
+    #: The tagger could not load: one cause for all its posts (see :meth:`Engine.load_failure`).
+    load: bool = False
 
 
 _Outcome = _Prepared | _Done | _Failed
@@ -332,6 +334,8 @@ class Engine:
         self._threads: list[threading.Thread] = []
         self._main_dataset: Dataset | None = None
         self._aliases: dict[str, str] | None = None
+        #: Taggers whose load failure an item has already reported in full.
+        self._load_reported: set[str] = set()
         # Loads run on a thread started here, at this thread's priority: onnxruntime's own threads
         # inherit the priority of the thread that creates the session.
         self._loader = ThreadPoolExecutor(1, thread_name_prefix="showdown-load")
@@ -462,7 +466,9 @@ class Engine:
             # CPU time, not wall time: a decode slowed down by sharing the CPU with inference would
             # otherwise be counted twice in the image's runtime.
             preprocess_s = time.thread_time() - began
-        except ShowdownError as exc:  # a bad image, a tagger that cannot load: this post fails
+        except TaggerLoadError as exc:
+            return _Failed(str(exc), load=True)
+        except ShowdownError as exc:  # a bad image: this post fails
             return _Failed(f"{post.label}: {exc}")
         if input_key is not None and self.cache is not None and isinstance(value, np.ndarray):
             self.cache.put_input(input_key, value, preprocess_s)
@@ -488,6 +494,9 @@ class Engine:
         elapsed = 0.0
         try:
             tagger = slot.tagger()
+        except TaggerLoadError as exc:
+            return [_Failed(str(exc), prepared.preprocess_s, load=True) for _, prepared in batch]
+        try:
 
             def infer() -> list[Prediction]:
                 nonlocal elapsed
@@ -558,6 +567,15 @@ class Engine:
             outcome = first
         return self._result(slot, post, outcome, categories, aliases)
 
+    def load_failure(self, name: str, reason: str) -> str:
+        """What an item of a tagger that cannot load says: the first one in this process the full
+        reason, every later one a reference to it (one cause, one explanation; the load is not
+        retried either: the slot keeps the error)."""
+        if name in self._load_reported:
+            return f"{name} could not be loaded (see above)"
+        self._load_reported.add(name)
+        return reason
+
     def aliases(self) -> Mapping[str, str]:
         """The dataset's tag aliases, old name -> current name (empty unless fetched with
         ``--with-tag-relations``); read once."""
@@ -581,8 +599,9 @@ class Engine:
         if isinstance(outcome, _Prepared):
             raise AssertionError("a prepared input reached scoring without inference")
         if isinstance(outcome, _Failed):
+            error = self.load_failure(slot.name, outcome.error) if outcome.load else outcome.error
             return post_result(
-                slot.name, post, categories, None, error=outcome.error, preprocess_s=outcome.preprocess_s
+                slot.name, post, categories, None, error=error, preprocess_s=outcome.preprocess_s
             )
         return post_result(
             slot.name,

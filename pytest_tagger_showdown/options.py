@@ -61,7 +61,8 @@ OPTIONS: Final[tuple[tuple[str, str, dict[str, Any]], ...]] = (
     ),
     (
         "--showdown-cache-dir",
-        f"where the prepared-input and prediction caches live (default: {DEFAULT_DIR_NAME} in the rootdir)",
+        f"where the prepared-input and prediction caches live (default: {DEFAULT_DIR_NAME} beside the "
+        "ini file, else in the current folder)",
         {"metavar": "PATH"},
     ),
     (
@@ -144,8 +145,15 @@ def _path_value(config: pytest.Config, name: str) -> Path | None:
     ini_value = config.getini(name)
     if not ini_value:
         return None
-    base = config.inipath.parent if config.inipath else config.rootpath
-    return base / str(ini_value)
+    return _base(config) / str(ini_value)
+
+
+def _base(config: pytest.Config) -> Path:
+    """What relative ini paths and the default cache are relative to: the ini file's folder, else
+    the invocation folder. Never pytest's rootdir guess: before this plugin's options are known,
+    pytest takes the value of ``--showdown-db ../x.db`` (space-separated) for a test path, and a
+    rootdir guessed from it would move the cache out of the project."""
+    return config.inipath.parent if config.inipath else config.invocation_params.dir
 
 
 def _text_value(config: pytest.Config, name: str) -> str | None:
@@ -160,4 +168,4 @@ def _lines_value(config: pytest.Config, name: str) -> list[str]:
 def _cache_dir(config: pytest.Config) -> Path | None:
     if config.getoption("showdown_no_cache") or config.getini("showdown_no_cache"):
         return None
-    return _path_value(config, "showdown_cache_dir") or config.rootpath / DEFAULT_DIR_NAME
+    return _path_value(config, "showdown_cache_dir") or _base(config) / DEFAULT_DIR_NAME

@@ -14,6 +14,7 @@ from .probabilities import save_stores
 from .report.csv_export import write_csv
 from .report.html import report_for
 from .report.metrics_table import format_metrics
+from .report.runtime_table import format_runtimes
 from .report.table import format_table
 from .results import write_results
 
@@ -57,14 +58,18 @@ def write_summary(
     analysis: RunAnalysis,
     *,
     categories_label: str,
+    provider: str | None = None,
     gate: CompareGate | None,
     baseline_failures: Sequence[str],
     written: Sequence[Path],
 ) -> None:
-    """The terminal summary: the table, the dataset metrics, the comparison, the files written and
-    the gates' failures (in red)."""
-    write_line(f"scored over {categories_label}")
+    """The terminal summary: the table, the runtimes, the dataset metrics, the comparison, the files
+    written and the gates' failures (in red). One row per tagger each, whatever the dataset's size."""
+    on = f"; ONNX taggers on {provider}" if provider else ""
+    write_line(f"scored over {categories_label}{on}")
     write_line(format_table(analysis.summaries))
+    write_line("runtime per image (seconds: preprocessing + inference):")
+    write_line(format_runtimes(analysis.summaries, analysis.results))
     if analysis.metrics:
         write_line("dataset metrics (over each tagger's vocabulary):")
         write_line(format_metrics(analysis))

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from . import hookspecs
+from . import benchmarking, hookspecs
 from .errors import ShowdownError
 from .options import add_options
 from .recorder import ShowdownRecorder
@@ -39,7 +39,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         config.stash[SESSION].close()
 
 
-def pytest_report_header(config: pytest.Config) -> str | None:
+def pytest_report_header(config: pytest.Config) -> list[str]:
     return config.stash[SESSION].header()
 
 
@@ -54,6 +54,7 @@ def pytest_collection_modifyitems(
     from . import suite  # the built-in showdown is a test module: pytest imports it when collecting
 
     config.stash[SESSION].add_showdown(session, items, Path(suite.__file__))
+    benchmarking.declare(config, items)
 
 
 @pytest.fixture
@@ -69,9 +70,11 @@ def tagger(request: pytest.FixtureRequest) -> Tagger:
 
 
 @pytest.fixture
-def showdown(request: pytest.FixtureRequest) -> ShowdownRecorder:
+def showdown(request: pytest.FixtureRequest) -> Generator[ShowdownRecorder]:
     """Records a (post, tagger) result: ``showdown.run(post, tagger)`` returns the scored result."""
-    return ShowdownRecorder(request, request.config.stash[SESSION])
+    recorder = ShowdownRecorder(request, request.config.stash[SESSION])
+    yield recorder
+    recorder.finish()
 
 
 class SessionHooks:
@@ -100,6 +103,14 @@ class SessionHooks:
         outcome = yield
         session.testsfailed += self.session.gate()
         return outcome
+
+    @pytest.hookimpl(wrapper=True, optionalhook=True)
+    def pytest_benchmark_group_stats(
+        self, config: pytest.Config
+    ) -> Generator[None, benchmarking.Groups, benchmarking.Groups]:
+        """pytest-benchmark's terminal table: one row per tagger (``--benchmark-verbose``: per item)."""
+        groups = yield
+        return benchmarking.collapsed(config, groups)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_benchmark_update_json(self, output_json: dict[str, Any]) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from . import benchmarking
 from .dataset.post import Post
 from .engine import InferenceMeter
 from .probabilities import ROW_PROPERTY
@@ -43,14 +44,22 @@ class ShowdownRecorder:
             )
         return result
 
+    def finish(self) -> None:
+        """At teardown: a benchmark fixture the item declared but did not use (a prediction served
+        from the cache, a post that failed before inference) is not the test's mistake, so
+        pytest-benchmark must not warn that it was "not used at all"."""
+        benchmark = getattr(self._request.node, "funcargs", {}).get("benchmark")
+        if benchmark is not None and self._benchmark is None:
+            benchmark.skipped = True
+
     def _meter(self, tagger: Tagger) -> InferenceMeter:
         """pytest-benchmark's pedantic runner (one round) when it is active, else a plain call."""
-        if not self._request.config.pluginmanager.hasplugin("benchmark"):
+        if not benchmarking.is_active(self._request.config):
             return lambda infer: infer()
 
         def measure(infer: Any) -> Any:
             benchmark = self._request.getfixturevalue("benchmark")
-            benchmark.group = f"showdown: {tagger.spec.name}"
+            benchmark.group = f"{benchmarking.GROUP_PREFIX}{tagger.spec.name}"
             self._benchmark = benchmark
             return benchmark.pedantic(infer, rounds=1, iterations=1, warmup_rounds=0)
 

@@ -21,7 +21,7 @@ from .compare import CompareGate, gate_against
 from .dataset.post import Post
 from .dataset.store import Dataset
 from .engine import Engine
-from .errors import ShowdownError
+from .errors import ShowdownError, TaggerLoadError
 from .gate import baseline_failures
 from .history import DOCUMENT_KEY, SavedRun, find_run, storage_path
 from .options import read_settings
@@ -30,9 +30,11 @@ from .pool import TaggerPool
 from .probabilities import ROW_PROPERTY, ProbabilityCollector, RowEncoder
 from .results import RESULT_PROPERTY, PostResult
 from .settings import ShowdownSettings
+from .taggers.backends import ONNX_BACKENDS
 from .taggers.base import LoadOptions, Tagger
 from .taggers.builtin import default_registry
 from .taggers.registry import TaggerRegistry
+from .taggers.wd14 import execution_providers
 
 #: An item using all of these is planned ahead (see :meth:`ShowdownSession.plan`).
 SHOWDOWN_FIXTURES = frozenset({"tagger", "post", "showdown"})
@@ -58,6 +60,10 @@ class ShowdownSession:
     compare_gate: CompareGate | None = None
     baseline_failures: list[str] = field(default_factory=list)
     analysis: RunAnalysis | None = None
+    #: The onnxruntime provider the ONNX taggers run on (None: none selected, or no onnxruntime), and
+    #: the warning when ``--showdown-providers`` asked for one this machine lacks.
+    provider: str | None = None
+    provider_warning: str | None = None
     written: list[Path] = field(default_factory=list)
     _planned: set[str] = field(default_factory=set)
     _dataset: Dataset | None = None
@@ -84,7 +90,23 @@ class ShowdownSession:
                 raise usage_error(exc, "--showdown-compare: ") from exc
         if settings.taggers:
             session.posts()
+        session.choose_provider()
         return session
+
+    def choose_provider(self) -> None:
+        """Say now which provider the selected ONNX taggers will run on, and warn when a requested
+        one is not available here (onnxruntime would silently fall back to the CPU)."""
+        onnx = [n for n in self.settings.taggers if self.registry.resolve(n).backend in ONNX_BACKENDS]
+        choice = execution_providers(self.settings.providers) if onnx or self.settings.providers else None
+        if choice is None:
+            return
+        use, missing = choice
+        self.provider = use[0] if use and onnx else None
+        if missing:
+            self.provider_warning = (
+                f"tagger-showdown: warning: {', '.join(missing)} requested but not available here; "
+                f"ONNX taggers run on {', '.join(use)}"
+            )
 
     # -- what the run works on -------------------------------------------------------------------
 
@@ -133,35 +155,45 @@ class ShowdownSession:
 
     # -- collection ------------------------------------------------------------------------------
 
-    def header(self) -> str | None:
-        """The report header line naming the posts, the dataset and the taggers."""
+    def header(self) -> list[str]:
+        """The report header: a line naming the posts, the dataset and the taggers, and the provider
+        warning if any."""
         settings = self.settings
+        warning = [self.provider_warning] if self.provider_warning else []
         if not settings.taggers:
-            return None
+            return warning
         source = (
             "the bundled demo dataset (pass --showdown-db to use your own)"
             if settings.is_demo
             else str(settings.db)
         )
-        return (
+        return [
             f"tagger-showdown: {len(self.posts())} posts from {source}; "
-            f"taggers: {', '.join(settings.taggers)}; scoring {settings.categories_label}"
-        )
+            f"taggers: {', '.join(settings.taggers)}; scoring {settings.categories_label}",
+            *warning,
+        ]
 
     def parametrize(self, metafunc: pytest.Metafunc) -> None:
-        """One item per selected (or marked) tagger and per post, for tests asking for them."""
+        """One item per tagger and per post, for tests asking for them. The taggers: ``--tagger``'s,
+        or a ``tagger`` mark's; with both, the mark's narrowed to ``--tagger``'s (the command line
+        wins, so the header names what runs), and a test left with none is skipped saying why."""
         if "tagger" in metafunc.fixturenames:
             marked = [name for mark in metafunc.definition.iter_markers("tagger") for name in mark.args]
+            selected = self.settings.taggers
             try:
-                names = self.registry.select(marked) if marked else list(self.settings.taggers)
+                names = self.registry.select(marked) if marked else list(selected)
             except ShowdownError as exc:
                 # Test code, not configuration: an error collecting that test, in one line, as pytest
                 # itself reports an unknown mark under --strict-markers (the same with pytest-xdist).
                 raise pytest.Collector.CollectError(f"tagger-showdown: {exc}") from exc
+            reason = NO_TAGGER
+            if marked and selected:
+                reason = f"marked for {', '.join(names)}, but --tagger selects {', '.join(selected)}"
+                names = [name for name in names if name in selected]
             if names:
                 metafunc.parametrize("tagger", names, indirect=True, ids=names)
             else:
-                skip = pytest.mark.skip(reason=NO_TAGGER)
+                skip = pytest.mark.skip(reason=reason)
                 metafunc.parametrize(
                     "tagger", [pytest.param(None, marks=skip)], indirect=True, ids=["no-tagger"]
                 )
@@ -182,7 +214,10 @@ class ShowdownSession:
         never loads it), loaded for a test using it directly; raises ShowdownError when it cannot."""
         lazy = self.engine.tagger(request.param)
         if "showdown" not in request.fixturenames:
-            lazy.load()
+            try:
+                lazy.load()
+            except TaggerLoadError as exc:
+                raise TaggerLoadError(self.engine.load_failure(request.param, str(exc))) from exc
         return lazy
 
     # -- the run ---------------------------------------------------------------------------------
@@ -228,8 +263,16 @@ class ShowdownSession:
                 dataset=str(self.settings.db),
                 categories=[c.value for c in self.settings.categories],
                 aliases=self.engine.aliases(),
+                providers=self._providers_used(),
             )
         return self.analysis
+
+    def _providers_used(self) -> dict[str, str]:
+        """The provider each ONNX tagger of the run used (the run's one choice, made at configure)."""
+        if self.provider is None:
+            return {}
+        names = {result.tagger for result in self.results}
+        return {n: self.provider for n in names if self.registry.resolve(n).backend in ONNX_BACKENDS}
 
     def gate(self) -> int:
         """Apply the baseline and compare gates to the analysed run; returns how many failed."""
@@ -279,6 +322,7 @@ class ShowdownSession:
             reporter.write_line,
             self.analysis,
             categories_label=self.settings.categories_label,
+            provider=self.provider,
             gate=self.compare_gate,
             baseline_failures=self.baseline_failures,
             written=self.written,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Final
 
 import numpy as np
 import numpy.typing as npt
@@ -34,10 +35,36 @@ def mcut_threshold(probabilities: npt.NDArray[np.float32]) -> float:
     return float(ordered[at] + ordered[at + 1]) / 2
 
 
+#: Installed providers not used unless asked for: TensorRT builds an engine per model on first use,
+#: which takes minutes; Azure runs remote endpoints, not a local model.
+NOT_BY_DEFAULT: Final = frozenset({"TensorrtExecutionProvider", "AzureExecutionProvider"})
+
+
 def default_providers(available: Sequence[str]) -> list[str]:
-    """What is installed, in onnxruntime's order (CUDA first with onnxruntime-gpu), without TensorRT:
-    it builds an engine per model on first use, which takes minutes; ask for it explicitly."""
-    return [name for name in available if name != "TensorrtExecutionProvider"]
+    """What is installed, in onnxruntime's order (CUDA first with onnxruntime-gpu), but
+    :data:`NOT_BY_DEFAULT`."""
+    return [name for name in available if name not in NOT_BY_DEFAULT]
+
+
+def resolve_providers(
+    requested: Sequence[str] | None, available: Sequence[str]
+) -> tuple[list[str], list[str]]:
+    """``(providers to use, requested ones this onnxruntime lacks)``: the requested ones it has, in
+    order, else the defaults (a request for CUDA on a CPU-only machine runs on CPU, and says so)."""
+    if not requested:
+        return default_providers(available), []
+    missing = [name for name in requested if name not in available]
+    use = [name for name in requested if name in available]
+    return use or default_providers(available), missing
+
+
+def execution_providers(requested: Sequence[str] | None) -> tuple[list[str], list[str]] | None:
+    """:func:`resolve_providers` for the installed onnxruntime; None when it is not installed."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return None
+    return resolve_providers(requested, ort.get_available_providers())
 
 
 class OutputLayout:
@@ -100,7 +127,7 @@ class WD14Tagger(TaggerBase):
             raise TaggerLoadError(
                 f"tagger {spec.name} needs onnxruntime: pip install 'pytest-tagger-showdown[onnx]'"
             ) from exc
-        providers = list(options.providers or default_providers(ort.get_available_providers()))
+        providers, _ = resolve_providers(options.providers, ort.get_available_providers())
         sess_options = ort.SessionOptions()
         sess_options.log_severity_level = 3
         try:

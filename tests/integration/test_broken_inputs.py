@@ -36,5 +36,5 @@ def test_a_tagger_that_cannot_load_fails_its_items_with_the_reason(
     assert result.ret == 1
     # Loading is lazy (a run served from the cache never loads the model), so items fail in their call.
     result.assert_outcomes(passed=8, failed=8)
-    result.stdout.fnmatch_lines([f"post100-g: tagger onnx:{empty}: {empty}/model.onnx does not exist"])
+    result.stdout.fnmatch_lines([f"tagger onnx:{empty}: {empty}/model.onnx does not exist"])
     result.stdout.no_fnmatch_line("*During handling of the above exception*")

@@ -100,3 +100,21 @@ def test_a_server_that_goes_down_fails_each_post_clearly(run_showdown: ShowdownR
     result, _ = run_showdown("--tagger", "hydrus-dd", "--hydrus-dd-url", url, "--showdown-db", str(db))
     result.assert_outcomes(failed=8)
     result.stdout.fnmatch_lines([f"*tagger hydrus-dd: POST {url}/: cannot reach the server*"])
+
+
+def test_a_hub_model_that_cannot_download_fails_once_per_cause_and_is_asked_once_per_process(
+    hub_env: FakeHub, run_showdown: ShowdownRun, tmp_path: Path
+) -> None:
+    hub_env.reset()  # the hub no longer has the repository: every download answers RepoNotFound
+    db = four_ratings(tmp_path / "data.db")
+    result, _ = run_showdown(*NO_CACHE, "--tagger", "wd14-vit-v2", "--showdown-db", str(db))
+    result.assert_outcomes(failed=8)
+    output = result.stdout.str()
+    full = "tagger wd14-vit-v2: SmilingWolf/wd-v1-4-vit-tagger-v2@v2.0: the hub has no such repository"
+    processes = max(1, run_showdown.workers)
+    # Each process's first item carries the reason (one process may get no item at all), the others
+    # refer to it.
+    assert 1 <= output.count(full) <= processes, output
+    assert output.count("wd14-vit-v2 could not be loaded (see above)") == 8 - output.count(full)
+    # One attempt (one request for the tag list) per process that ran an item, never one per post.
+    assert 1 <= len(hub_env.requests) <= processes

@@ -83,6 +83,8 @@ def test_ratings_option_filters_posts(run_showdown: ShowdownRun, tmp_path: Path)
         ),
         (["--tagger", "control", "--showdown-ratings", "x"], "*unknown rating(s) x*"),
         (["--tagger", "control", "--showdown-baseline", "control"], "*cannot read baseline 'control'*"),
+        (["--tagger", ","], "ERROR: tagger-showdown: empty tagger name in ',': name a tagger, or 'all'"),
+        (["--tagger", "control,,demo-small"], "*empty tagger name in 'control,,demo-small'*"),
     ],
 )
 def test_bad_options_are_usage_errors(run_showdown: ShowdownRun, args: list[str], message: str) -> None:

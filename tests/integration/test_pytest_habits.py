@@ -1,0 +1,121 @@
+"""What a pytest user expects of the plugin: quiet output per tagger, pytest-benchmark's options,
+rerunnable node ids, selection by -k and -m, and path options that leave the rootdir alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pytest_tagger_showdown.benchmarking import TAGGER_GROUP
+from tests.helpers.datasets import four_ratings
+from tests.helpers.runs import ShowdownRun
+
+DEMO = str(Path(__file__).parents[2] / "fixtures" / "demo")
+
+
+def test_the_demo_prints_one_row_per_tagger_in_at_most_60_lines(run_showdown: ShowdownRun) -> None:
+    # No cache: every image is inferred, so pytest-benchmark has 144 items to tabulate.
+    result, _ = run_showdown("--tagger", "all", DEMO, "--showdown-no-cache", json_file=None)
+    assert result.ret == 0
+    lines = result.outlines
+    assert len(lines) <= 60, "\n".join(lines)
+    output = "\n".join(lines)
+    assert "runtime per image (seconds: preprocessing + inference):" in output
+    assert "dataset metrics" in output
+    assert "test_showdown[" not in output, "no per-item row from us or pytest-benchmark"
+    if not run_showdown.workers:  # pytest-benchmark disables itself under pytest-xdist
+        result.stdout.fnmatch_lines([f"*benchmark '{TAGGER_GROUP}': 3 tests*"])
+        start = next(i for i, line in enumerate(lines) if TAGGER_GROUP in line)
+        rows = {line.split()[0]: line.split() for line in lines[start : start + 7] if line[:1].isalpha()}
+        # One round per image: each tagger's row is over its 48 images.
+        assert {name: row[-2:] for name, row in rows.items() if name != "Name"} == {
+            name: ["48", "1"] for name in ("control", "demo-large", "demo-small")
+        }
+
+
+def test_benchmark_verbose_keeps_pytest_benchmarks_per_item_table(
+    run_showdown: ShowdownRun, tmp_path: Path
+) -> None:
+    if run_showdown.workers:
+        pytest.skip("pytest-benchmark disables itself under pytest-xdist workers")
+    db = four_ratings(tmp_path / "data.db")
+    args = ("--tagger", "control", "--showdown-db", str(db), "--showdown-no-cache")
+    result, _ = run_showdown(*args, "--benchmark-verbose", json_file=None)
+    result.stdout.fnmatch_lines(["*benchmark 'showdown: control': 8 tests*"])
+    assert sum("test_showdown[control-post" in line for line in result.outlines) == 8
+
+
+def test_benchmark_only_runs_the_showdown_and_warns_of_nothing(
+    run_showdown: ShowdownRun, tmp_path: Path
+) -> None:
+    if run_showdown.workers:
+        pytest.skip("--benchmark-only with pytest-xdist workers is pytest-benchmark's usage error")
+    db = four_ratings(tmp_path / "data.db")
+    args = ("--tagger", "control", "--showdown-db", str(db), "--benchmark-only")
+    # The second run is served from the cache: the declared benchmark fixture goes unused, silently.
+    for _ in range(2):
+        result, document = run_showdown(*args)
+        result.assert_outcomes(passed=8)
+        assert len(document["posts"]) == 8
+        result.stdout.no_fnmatch_line("*not used at all*")
+
+
+def test_a_path_option_given_space_separated_leaves_the_cache_in_the_invocation_folder(
+    pytester: pytest.Pytester, run_showdown: ShowdownRun
+) -> None:
+    # No ini file: pytest guesses its rootdir from the arguments, and before the plugin's options
+    # are known it takes "../<name>.db" for one, so its guess is the parent folder.
+    name = f"{pytester.path.name}.db"
+    four_ratings(pytester.path.parent / name)
+    result, _ = run_showdown("--tagger", "demo-small", "--showdown-db", f"../{name}", json_file=None)
+    result.assert_outcomes(passed=8)
+    assert (pytester.path / ".showdown_cache").is_dir()
+    assert not (pytester.path.parent / ".showdown_cache").exists()
+
+
+@pytest.mark.parametrize(
+    ("selection", "taggers"),
+    [(("-k", "demo-small"), {"demo-small"}), (("-m", "showdown"), {"control", "demo-small"})],
+)
+def test_the_showdown_is_selected_by_tagger_name_and_mark(
+    pytester: pytest.Pytester,
+    run_showdown: ShowdownRun,
+    tmp_path: Path,
+    selection: tuple[str, str],
+    taggers: set[str],
+) -> None:
+    db = four_ratings(tmp_path / "data.db")
+    result, document = run_showdown(
+        "--tagger", "control,demo-small", "--showdown-db", str(db), "--showdown-no-cache", *selection
+    )
+    result.assert_outcomes(passed=8 * len(taggers))
+    assert {post["tagger"] for post in document["posts"]} == taggers
+
+
+def test_a_requested_provider_that_is_missing_is_a_warning_naming_what_runs(
+    run_showdown: ShowdownRun, tmp_path: Path
+) -> None:
+    # The test machine's onnxruntime is the CPU build (CUDA is what users ask for and may lack).
+    ort = pytest.importorskip("onnxruntime")
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this machine has CUDA")
+    db = four_ratings(tmp_path / "data.db")
+    result, document = run_showdown(
+        "--tagger",
+        "demo-small,control",
+        "--showdown-db",
+        str(db),
+        "--showdown-providers",
+        "CUDAExecutionProvider",
+    )
+    result.assert_outcomes(passed=16)
+    result.stdout.fnmatch_lines(
+        [
+            "tagger-showdown: warning: CUDAExecutionProvider requested but not available here; "
+            "ONNX taggers run on CPUExecutionProvider",
+            "scored over all tag categories (the study's choice); ONNX taggers on CPUExecutionProvider",
+        ]
+    )
+    assert document["taggers"]["demo-small"]["provider"] == "CPUExecutionProvider"
+    assert "provider" not in document["taggers"]["control"]
