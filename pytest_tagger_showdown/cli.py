@@ -254,7 +254,7 @@ def _add_cache(parser: argparse.ArgumentParser) -> None:
         "--dir",
         type=Path,
         metavar="PATH",
-        help=f"the cache folder (default: {cache.DEFAULT_DIR_NAME} beside pytest's ini file, as the plugin's)",
+        help=f"the cache folder (default: {cache.DEFAULT_DIR_NAME} beside pytest's ini file, as in pytest)",
     )
     parser.add_argument(
         "--max-size",
