@@ -54,6 +54,11 @@ class OutputLayout:
         )
 
     def prediction(self, row: npt.NDArray[np.float32], thresholds: Thresholds) -> Prediction:
+        """The tags above their thresholds and the most likely rating; a row with NaN or infinite
+        outputs gives neither (``argmax`` over NaN is not a rating), only the columns that held them."""
+        broken = np.flatnonzero(~np.isfinite(row))
+        if broken.size:
+            return Prediction(tags={}, non_finite=tuple(self._names[i] for i in broken))
         kept: dict[str, float] = {}
         for index, category in (
             (self._general_index, TagCategory.GENERAL),
