@@ -46,13 +46,13 @@ def analyse_run(
     categories: Collection[str],
     similarity: TagSimilarity | None = None,
     aliases: Mapping[str, str] | None = None,
-    taggers: Sequence[str] = (),
+    selected: Sequence[str] = (),
     facts: Mapping[str, Mapping[str, Any]] | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> RunAnalysis:
     """Analyse a run's results; tag closeness comes from the posts' own tags unless given.
     ``aliases`` (old -> current tag name) are the ones scoring applied: the metrics apply them too.
-    ``taggers`` get a summary even with no result; ``facts`` (per tagger: thresholds, model
+    ``selected`` taggers get a summary even with no result; ``facts`` (per tagger: thresholds, model
     fingerprint, provider...) go into each tagger's entry and ``extra`` into the document, so two
     runs can be checked for being alike (:mod:`pytest_tagger_showdown.compare`)."""
     tag_categories = {tag: category.value for post in posts for tag, category in post.tags.items()}
@@ -71,7 +71,7 @@ def analyse_run(
         value = distance_aware_score(result, closeness, post_tags.get(result.post_id))
         if value is not None:
             distance[result.tagger, result.post_id] = value
-    summaries = tuple(summarize_all(results, taggers))
+    summaries = tuple(summarize_all(results, selected))
     document = results_document(results, summaries, dataset=dataset, categories=sorted(categories))
     document["created"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     document.update(extra or {})

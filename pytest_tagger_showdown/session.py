@@ -307,7 +307,7 @@ class ShowdownSession:
                 dataset=str(settings.db),
                 categories=self._categories(),
                 aliases=self.engine.aliases(),
-                taggers=settings.taggers if self._expects_scores() else (),
+                selected=settings.taggers if self._expects_scores() else (),
                 facts=facts,
                 extra={
                     "dataset_fingerprint": dataset_fingerprint(self.posts()),

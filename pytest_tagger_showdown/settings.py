@@ -123,7 +123,8 @@ def _items(lines: Iterable[str]) -> list[str]:
 def parse_baselines(lines: Iterable[str]) -> dict[str, float]:
     """``--showdown-baseline NAME=SCORE`` (repeatable) and ini ``showdown_baselines``: ``NAME = SCORE``
     entries separated by commas or newlines in both (``a = 0.2, b = 0.2`` is two baselines). A score
-    is a finite number at most 1 (the best average score); the same tagger twice is an error."""
+    is a finite number at most 1 (the best average score); a later entry for the same tagger wins
+    (the command line comes after the ini)."""
     baselines: dict[str, float] = {}
     for entry in _items(lines):
         name, eq, value = entry.rpartition("=")
@@ -138,8 +139,6 @@ def parse_baselines(lines: Iterable[str]) -> dict[str, float]:
             raise ValueError(
                 f"--showdown-baseline {entry!r}: a baseline is an average score, a finite number at most 1"
             )
-        if name in baselines:
-            raise ValueError(f"--showdown-baseline: {name} is given twice ({baselines[name]} and {score})")
         baselines[name] = score
     return baselines
 
