@@ -127,17 +127,27 @@ class ShowdownSession:
         except (ValueError, ShowdownError) as exc:
             raise usage_error(exc) from exc
         session = cls(settings, registry, is_worker=hasattr(config, "workerinput"))
-        if settings.compare_run and not session.is_worker:
+        if session.is_worker:
+            return session.with_posts()  # the controller checked what only it uses: outputs, compare run
+        if settings.compare_run:
             try:
                 storage = storage_path(config.getoption("benchmark_storage", None))
                 session.compare_run = find_run(settings.compare_run, storage)
                 check_comparable(session.compare_run.document, [c.value for c in settings.categories])
-                check_output_paths(settings, {"--showdown-compare": session.compare_run.path})
             except (ValueError, ShowdownError) as exc:
                 raise usage_error(exc, "--showdown-compare: ") from exc
-        if settings.taggers:
-            session.posts()
-        return session
+        inputs = {"--showdown-compare": session.compare_run.path} if session.compare_run else {}
+        try:
+            check_output_paths(settings, inputs)
+        except ValueError as exc:
+            raise usage_error(exc) from exc
+        return session.with_posts()
+
+    def with_posts(self) -> ShowdownSession:
+        """Read the posts now, so that a dataset that cannot be read is a usage error."""
+        if self.settings.taggers:
+            self.posts()
+        return self
 
     # -- what the run works on -------------------------------------------------------------------
 

@@ -242,7 +242,8 @@ def build_settings(
     cache_dir: Path | None = None,
 ) -> ShowdownSettings:
     """Settings from option text; raises ValueError with a message naming the option and the bad
-    value. Tagger names are checked later, against the selection (:func:`check_tagger_names`)."""
+    value. Tagger names are checked against the selection (:func:`check_tagger_names`) and output
+    paths by the process that writes them (:func:`check_output_paths`)."""
     settings = ShowdownSettings(
         taggers=tuple(taggers),
         db=db or DEMO_DB,
@@ -262,5 +263,4 @@ def build_settings(
         batch_size=parse_batch_size(batch_size),
         cache_dir=cache_dir,
     )
-    check_output_paths(settings)
     return settings

@@ -154,7 +154,8 @@ def test_an_output_that_cannot_be_written_still_shows_the_verdict_and_fails(
     # The CSV path becomes a folder after configure time: writing it fails at the end.
     pytester.makeconftest(
         pytester.path.joinpath("conftest.py").read_text()
-        + "\n\ndef pytest_sessionstart(session):\n    import os\n    os.makedirs('posts.csv', exist_ok=True)\n"
+        + "\n\ndef pytest_sessionstart(session):\n"
+        + "    import os\n    os.makedirs('posts.csv', exist_ok=True)\n"
     )
     result, document = run_showdown(
         "--tagger", "bright", "--showdown-db", str(db), "--showdown-csv", "posts.csv"

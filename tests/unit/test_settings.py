@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -120,20 +121,24 @@ def test_baselines_and_thresholds_must_name_a_selected_tagger() -> None:
         check_tagger_names(typo, (), _unknown)
 
 
+def _outputs(**options: Any) -> None:
+    check_output_paths(build_settings(**options))
+
+
 def test_no_output_overwrites_an_input_or_another_output(tmp_path: Path) -> None:
     db = tmp_path / "data.db"
     db.write_bytes(b"")
     with pytest.raises(ValueError, match=r"--showdown-json .*data.db is the same file as --showdown-db"):
-        build_settings(db=db, json_path=tmp_path / "sub" / ".." / "data.db")
+        _outputs(db=db, json_path=tmp_path / "sub" / ".." / "data.db")
     with pytest.raises(ValueError, match=r"--showdown-report .*out.csv is the same file as --showdown-csv"):
-        build_settings(db=db, csv_path=tmp_path / "out.csv", report_path=tmp_path / "out.csv")
+        _outputs(db=db, csv_path=tmp_path / "out.csv", report_path=tmp_path / "out.csv")
     with pytest.raises(ValueError, match=r"--showdown-csv .*run.probabilities.npz is the same file as"):
-        build_settings(db=db, json_path=tmp_path / "run.json", csv_path=tmp_path / "run.probabilities.npz")
+        _outputs(db=db, json_path=tmp_path / "run.json", csv_path=tmp_path / "run.probabilities.npz")
     with pytest.raises(ValueError, match=r"--showdown-json .* is a folder"):
-        build_settings(db=db, json_path=tmp_path)
+        _outputs(db=db, json_path=tmp_path)
     (tmp_path / "file").write_text("")
     with pytest.raises(ValueError, match="cannot write there"):
-        build_settings(db=db, csv_path=tmp_path / "file" / "deeper" / "out.csv")
+        _outputs(db=db, csv_path=tmp_path / "file" / "deeper" / "out.csv")
     settings = build_settings(db=db, json_path=tmp_path / "new" / "folder" / "run.json")
     with pytest.raises(
         ValueError, match=r"--showdown-json .*base.json is the same file as --showdown-compare"
