@@ -101,7 +101,7 @@ class SessionHooks:
             self.session.plan(session.items)
         outcome = yield
         if not collecting:
-            self.session.gate(session.config)
+            self.session.gate(session)
         return outcome
 
     def pytest_keyboard_interrupt(self) -> None:

@@ -346,7 +346,7 @@ class ShowdownSession:
             "paths, a skip) left them out"
         )
 
-    def gate(self, config: pytest.Config) -> None:
+    def gate(self, session: pytest.Session) -> None:
         """After the run loop, on the controller: no post scored fails a selected tagger, then the
         baseline and compare gates; each gated tagger is reported as a test case (see
         :class:`GateVerdict`), which counts a failure in ``testsfailed`` (exit code 1)."""
@@ -378,9 +378,10 @@ class ShowdownSession:
             "gates": [{"gate": v.kind, "tagger": v.tagger, "failure": v.failure} for v in verdicts],
         }
         self.analysis = replace(analysis, document=document)
+        session.testscollected += len(verdicts)  # so the terminal's progress counts them too
         for verdict in verdicts:
             for report in verdict.reports():
-                config.hook.pytest_runtest_logreport(report=report)
+                session.config.hook.pytest_runtest_logreport(report=report)
 
     def interrupt(self) -> None:
         """Ctrl-C: what ran is still written, marked ``interrupted``; nothing is gated or saved."""
