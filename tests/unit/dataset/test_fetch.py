@@ -26,8 +26,8 @@ from pytest_tagger_showdown.dataset.fetch import BarProgress, LineProgress, make
 from pytest_tagger_showdown.settings import parse_ratings
 from pytest_tagger_showdown.taggers.preprocess import decode_image
 from pytest_tagger_showdown.tags import TagCategory
-from tests.datasets import bilevel_png
 from tests.fakes.danbooru import FakeDanbooru, first_frame_colour
+from tests.helpers.datasets import bilevel_png
 
 LOGIN = "alice"
 KEY = "k3y-that-must-never-leak-7f3a9"

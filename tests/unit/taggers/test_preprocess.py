@@ -25,7 +25,7 @@ from pytest_tagger_showdown.taggers.preprocess import (
     preprocess,
 )
 from pytest_tagger_showdown.taggers.spec import Preprocessing
-from tests.datasets import bilevel_png
+from tests.helpers.datasets import bilevel_png
 
 
 def reference(data: bytes, size: int = 448) -> npt.NDArray[np.float32]:
