@@ -229,7 +229,7 @@ class RunComparison:
 
 
 #: What a tagger's entry of a results document records about how it ran; a difference is named.
-FACTS: Final = ("thresholds", "model_fingerprint", "provider", "package_version")
+FACTS: Final = ("thresholds", "model_fingerprint", "provider", "package_version", "dataset_fingerprint")
 
 
 def check_comparable(document: Mapping[str, Any], categories: Sequence[str]) -> None:

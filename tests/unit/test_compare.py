@@ -188,11 +188,15 @@ def test_the_table_shows_pairing_power_and_what_differs() -> None:
     new = document({"a": (before + noise).tolist(), "b": before[:40].tolist()})
     old["taggers"] = {"a": {"thresholds": {"general": 0.35}, "provider": "CPUExecutionProvider"}}
     new["taggers"] = {"a": {"thresholds": {"general": 0.5}, "provider": "CPUExecutionProvider"}}
+    old["dataset_fingerprint"], new["dataset_fingerprint"] = "1" * 64, "2" * 64
     comparison = compare_runs(old, new)
     a, b = comparison.taggers
     assert (a.posts, a.unpaired, b.posts, b.unpaired) == (48, 0, 40, 8)
     assert a.family == b.family == 2
-    assert a.differences == ("thresholds general=0.35 -> general=0.5",)
+    assert a.differences == (
+        "thresholds general=0.35 -> general=0.5",
+        "dataset fingerprint 111111111111 -> 222222222222",
+    )
     # One-sided level 0.05 / 2 taggers / 2 sides = 0.0125: z(0.9875) + z(0.8) = 2.2414 + 0.8416 = 3.0830.
     assert a.detectable == pytest.approx(3.0830 * a.change.sd / np.sqrt(48), rel=1e-3)
     text = format_comparison(comparison, 0.02)
