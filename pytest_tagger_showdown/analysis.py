@@ -47,10 +47,17 @@ def analyse_run(
     similarity: TagSimilarity | None = None,
     aliases: Mapping[str, str] | None = None,
     providers: Mapping[str, str] | None = None,
+    selected: Sequence[str] = (),
+    facts: Mapping[str, Mapping[str, Any]] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> RunAnalysis:
     """Analyse a run's results; tag closeness comes from the posts' own tags unless given.
     ``aliases`` (old -> current tag name) are the ones scoring applied: the metrics apply them too.
-    ``providers``: the onnxruntime execution provider each ONNX tagger ran on, recorded per tagger."""
+    ``selected`` taggers get a summary even with no result; ``facts`` (per tagger: thresholds, model
+    fingerprint, provider...) go into each tagger's entry and ``extra`` into the document, so two
+    runs can be checked for being alike (:mod:`pytest_tagger_showdown.compare`). ``providers``: the
+    onnxruntime execution provider each ONNX tagger runs on, chosen at configure time, for taggers
+    whose facts name none (a run served from the cache never loads the model)."""
     tag_categories = {tag: category.value for post in posts for tag, category in post.tags.items()}
     taggers = sorted({r.tagger for r in results})
     stores = tuple(
@@ -67,12 +74,14 @@ def analyse_run(
         value = distance_aware_score(result, closeness, post_tags.get(result.post_id))
         if value is not None:
             distance[result.tagger, result.post_id] = value
-    summaries = tuple(summarize_all(results))
+    summaries = tuple(summarize_all(results, selected))
     document = results_document(results, summaries, dataset=dataset, categories=sorted(categories))
     document["created"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    for name, provider in (providers or {}).items():
-        if name in document["taggers"]:
-            document["taggers"][name]["provider"] = provider
+    document.update(extra or {})
+    for name, entry in document["taggers"].items():
+        entry.update((facts or {}).get(name, {}))
+        if entry.get("provider") is None and name in (providers or {}):
+            entry["provider"] = (providers or {})[name]
     renamed: dict[str, int] = {}
     for result in results:
         renamed[result.tagger] = renamed.get(result.tagger, 0) + result.renamed

@@ -27,6 +27,8 @@ Models load lazily, on the first cache miss, so a rerun served from the cache ne
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import queue
 import threading
@@ -514,7 +516,19 @@ class Engine:
             return [_Failed(f"{post.label}: {exc}", prepared.preprocess_s) for post, prepared in batch]
         share = elapsed / len(batch)
         results: list[_Done | _Failed] = []
-        for (_, prepared), prediction in zip(batch, predictions, strict=True):
+        for (post, prepared), prediction in zip(batch, predictions, strict=True):
+            if prediction.non_finite:
+                columns = ", ".join(prediction.non_finite[:10])
+                more = len(prediction.non_finite) - 10
+                results.append(
+                    _Failed(
+                        f"{post.label}: tagger {slot.name} output NaN or infinity in "
+                        f"{len(prediction.non_finite)} column(s): {columns}"
+                        + (f" and {more} more" if more > 0 else ""),
+                        prepared.preprocess_s,
+                    )
+                )
+                continue
             row = prediction.probabilities
             if prepared.key is not None and self.cache is not None and row is not None:
                 self.cache.put_prediction(prepared.key, row, prepared.preprocess_s, share)
@@ -575,6 +589,32 @@ class Engine:
             return f"{name} could not be loaded (see above)"
         self._load_reported.add(name)
         return reason
+
+    def facts(self, name: str) -> dict[str, Any]:
+        """How a tagger of this engine ran, for telling runs apart: its effective thresholds, its
+        backend, source and revision, its model fingerprint (the cache's, else the model files'
+        hash when loaded) and its first execution provider (None when never loaded: every
+        prediction came from the cache)."""
+        slot = self._slot(name)
+        spec = slot.spec
+        identity = None
+        with contextlib.suppress(ShowdownError):  # a tagger that cannot load: its posts say why
+            identity = slot.identity()
+        fingerprint = identity.model if identity is not None else None
+        provider = None
+        if slot.is_loaded:
+            loaded = slot.tagger()
+            provider = loaded.providers[0] if loaded.providers else None
+            if fingerprint is None and loaded.model_files:
+                fingerprint = model_fingerprint([Path(path) for path in loaded.model_files])
+        return {
+            "thresholds": dataclasses.asdict(spec.thresholds),
+            "backend": spec.backend,
+            "source": spec.source,
+            "revision": spec.revision,
+            "model_fingerprint": fingerprint,
+            "provider": provider,
+        }
 
     def aliases(self) -> Mapping[str, str]:
         """The dataset's tag aliases, old name -> current name (empty unless fetched with

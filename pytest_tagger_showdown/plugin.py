@@ -96,12 +96,15 @@ class SessionHooks:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
-        """Plan the whole run; after the loop (and every xdist worker) apply the gates: a failure
-        adds to ``testsfailed``, which gives exit code 1 and keeps the terminal summary."""
-        if not self.session.is_worker and not session.config.option.collectonly:
+        """Plan the whole run; after the loop (and every xdist worker) apply the gates, each gated
+        tagger reported as a test case (a failure gives exit code 1 and shows in JUnit XML). A
+        Ctrl-C raises out of the ``yield``: nothing is gated."""
+        collecting = session.config.option.collectonly
+        if not self.session.is_worker and not collecting:
             self.session.plan(session.items)
         outcome = yield
-        session.testsfailed += self.session.gate()
+        if not collecting:
+            self.session.gate(session)
         return outcome
 
     @pytest.hookimpl(wrapper=True, optionalhook=True)
@@ -112,12 +115,15 @@ class SessionHooks:
         groups = yield
         return benchmarking.collapsed(config, groups)
 
+    def pytest_keyboard_interrupt(self) -> None:
+        self.session.interrupt()
+
     @pytest.hookimpl(optionalhook=True)
     def pytest_benchmark_update_json(self, output_json: dict[str, Any]) -> None:
         self.session.save_in_benchmark(output_json)
 
-    def pytest_sessionfinish(self) -> None:
-        self.session.write_files()
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        self.session.finish(session)
 
     @pytest.hookimpl(trylast=True)
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:

@@ -25,3 +25,6 @@ class Prediction:
     rating: str | None = None
     rating_confidences: Mapping[str, float] = field(default_factory=dict, hash=False)
     probabilities: npt.NDArray[np.float32] | None = field(default=None, compare=False, hash=False)
+    #: Output columns (tag names) that held NaN or an infinity: such a prediction has no tags and
+    #: no rating, and the engine fails its post naming them.
+    non_finite: tuple[str, ...] = ()

@@ -53,6 +53,11 @@ SOURCE_PROBABILITIES: Final = "probabilities"
 SOURCE_KEPT_TAGS: Final = "kept tags"
 
 
+def probabilities_path(json_path: Path) -> Path:
+    """Where the probability store of a ``--showdown-json`` file goes: ``NAME.probabilities.npz``."""
+    return json_path.with_name(f"{json_path.stem}.probabilities.npz")
+
+
 def _b64(array: npt.NDArray[Any]) -> str:
     return base64.b64encode(np.ascontiguousarray(array).tobytes()).decode("ascii")
 

@@ -12,7 +12,7 @@ from .dataset.post import Post
 from .engine import InferenceMeter
 from .probabilities import ROW_PROPERTY
 from .results import RESULT_PROPERTY, PostResult
-from .session import ShowdownSession
+from .session import FACTS_PROPERTY, ShowdownSession
 from .taggers.base import Tagger
 
 
@@ -33,6 +33,9 @@ class ShowdownRecorder:
         result = session.engine.run(post, tagger, session.settings.categories, measure=self._meter(tagger))
         self.result = result
         self._request.node.user_properties.append((RESULT_PROPERTY, result.to_dict()))
+        facts = session.facts_once(result.tagger)
+        if facts is not None:
+            self._request.node.user_properties.append((FACTS_PROPERTY, facts))
         row = session.rows.encode(tagger, result)
         if row is not None:
             self._request.node.user_properties.append((ROW_PROPERTY, row))

@@ -23,6 +23,7 @@ from ..errors import ShowdownError
 from ..metrics import SliceMetrics
 from ..probabilities import SOURCE_PROBABILITIES
 from ..results import PostResult
+from ..results import package_version as installed_version
 from ..tags import RATING_NAMES, RATINGS, predicted_rating_tag
 from . import plots
 from .table import HEADERS, summary_row
@@ -288,14 +289,7 @@ TAGGER_FACTS: Final = {
 def package_version(document: Mapping[str, Any]) -> str:
     """The package version that produced the document: recorded in it, else the installed one."""
     recorded = document.get("package_version")
-    if recorded:
-        return str(recorded)
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(PACKAGE)
-    except PackageNotFoundError:
-        return "unknown"
+    return str(recorded) if recorded else installed_version()
 
 
 def _fact_text(value: object) -> str:

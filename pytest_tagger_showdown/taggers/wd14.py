@@ -84,7 +84,12 @@ class OutputLayout:
     def prediction(self, row: npt.NDArray[np.float32], thresholds: Thresholds) -> Prediction:
         """Tags and rating from an output row ``[T]``, decided on the row as the run stores it
         (:func:`probabilities.stored_row`: float16, 0 below 0.01), so that cut-offs applied later to
-        a cached row keep exactly the tags a fresh run keeps, and agree with the threshold sweep."""
+        a cached row keep exactly the tags a fresh run keeps, and agree with the threshold sweep. A
+        row with NaN or infinite outputs gives neither tags nor a rating (``argmax`` over NaN is not
+        a rating), only the columns that held them."""
+        broken = np.flatnonzero(~np.isfinite(row))
+        if broken.size:
+            return Prediction(tags={}, non_finite=tuple(self._names[i] for i in broken))
         row = stored_row(row)
         kept: dict[str, float] = {}
         for index, category in (

@@ -26,8 +26,13 @@ def test_compare_gate_passes_on_the_same_tagger_and_fails_on_a_drop(
     same, _ = run_showdown(*common, "--showdown-compare", "latest")
     assert same.ret == 0
     same.stdout.fnmatch_lines(
-        ["compared with saved run 0001_* (paired bootstrap, 95% CI):", "bright * +0.000 *"]
+        [
+            "compared with saved run 0001_* (paired bootstrap, 95% CI; Holm over 1 tagger(s), "
+            "family-wise 5%):",
+            "bright * 8 * +0.000 *",
+        ]
     )
+    same.assert_outcomes(passed=9)  # 8 posts and the gate of bright
 
     # A cut-off above every probability drops the right background: one correct tag fewer, 1/3 less on
     # every post. (A cut-off of 0 does not add the wrong one: its probability, 3e-4, is below the 0.01
@@ -41,12 +46,15 @@ def test_compare_gate_passes_on_the_same_tagger_and_fails_on_a_drop(
         json_file="worse.json",
     )
     assert worse.ret == 1
-    worse.assert_outcomes(passed=8)  # every post ran fine: the comparison fails the run
+    worse.assert_outcomes(passed=8, failed=1)  # every post ran fine: the comparison fails the run
     worse.stdout.fnmatch_lines(
         [
             "FAIL compare: bright: average score dropped by 0.333 against saved run 0001_* "
-            "(0.167 -> -0.167 over 8 paired posts; 95% CI of the change [[]-0.333, -0.333] excludes 0; "
-            "margin 0.020); lost most: black_background (-4), white_background (-4)",
+            "(0.167 -> -0.167 over 8 paired posts; p 0.0010, Holm-adjusted over 1 tagger(s) 0.0010 <= 0.05; "
+            "margin 0.020); lost most: black_background (-4), white_background (-4); "
+            "differs: thresholds character=0.85,general=0.35,mcut=False -> "
+            "character=0.0,general=0.0,mcut=False",
+            "FAILED tagger-showdown::gate[[]compare-bright[]] - bright: average score*",
         ]
     )
     metrics = document["metrics"]["bright"]

@@ -64,7 +64,7 @@ def test_wd14_offline_and_not_cached_fails_each_post_naming_the_repo(
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     db = four_ratings(tmp_path / "data.db")
     result, _ = run_showdown(*NO_CACHE, "--tagger", "wd14-vit-v2", "--showdown-db", str(db))
-    result.assert_outcomes(failed=8)
+    result.assert_outcomes(failed=9)  # the 8 posts and gate[scored-wd14-vit-v2]: no post scored
     result.stdout.fnmatch_lines(
         ["*SmilingWolf/wd-v1-4-vit-tagger-v2@v2.0 is not in the Hugging Face cache*HF_HUB_OFFLINE*"]
     )
@@ -98,7 +98,7 @@ def test_a_server_that_goes_down_fails_each_post_clearly(run_showdown: ShowdownR
     db = four_ratings(tmp_path / "data.db")
     url = closed_port_url()
     result, _ = run_showdown("--tagger", "hydrus-dd", "--hydrus-dd-url", url, "--showdown-db", str(db))
-    result.assert_outcomes(failed=8)
+    result.assert_outcomes(failed=9)  # the 8 posts and gate[scored-hydrus-dd]: no post scored
     result.stdout.fnmatch_lines([f"*tagger hydrus-dd: POST {url}/: cannot reach the server*"])
 
 

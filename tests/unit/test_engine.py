@@ -24,7 +24,7 @@ from pytest_tagger_showdown.taggers.registry import TaggerRegistry
 from pytest_tagger_showdown.taggers.spec import Thresholds
 from pytest_tagger_showdown.tags import TagCategory
 from tests.helpers.datasets import png_bytes, varied_dataset
-from tests.helpers.modelmaker import TINY_GENERAL, write_tiny_tagger
+from tests.helpers.modelmaker import TINY_GENERAL, make_wd14_folder, write_tiny_tagger
 
 TINY = "tiny"
 
@@ -369,3 +369,26 @@ def test_a_tagger_the_engine_did_not_load_runs_alone_and_uncached(
     same_scores(first, plain_run(tagger, db, posts))
     again = [make_engine(batch_size=4).run(post, tagger) for post in posts]  # same cache folder
     assert not any(r.cached for r in (*first, *again))
+
+
+def test_nan_outputs_fail_their_post_naming_the_tagger_and_columns(
+    make_engine: Callable[..., Engine], tmp_path: Path, posts: list[Post]
+) -> None:
+    """Before: the rating was argmax over NaN (the first rating, ``general``), counted right on g posts."""
+    nan = float("nan")
+    # 4 ratings, then white_background and black_background: the ratings are NaN (an infinite logit
+    # gives a probability of exactly 1.0, which is no broken output).
+    folder = make_wd14_folder(tmp_path / "nan-model", bias=[nan, nan, nan, nan, 0.0, float("inf")]).folder
+    engine = make_engine(pool=TaggerPool(registry_with(folder)), batch_size=4)
+    results = run_all(engine, posts)
+    assert [r.score for r in results] == [None] * len(posts)
+    assert [r.predicted_rating for r in results] == [None] * len(posts)
+    for result, post in zip(results, posts, strict=True):
+        if result.error and "cannot" in result.error:  # the dataset's corrupt image, if any
+            continue
+        assert result.error == (
+            f"{post.label}: tagger tiny output NaN or infinity in 4 column(s): "
+            "general, sensitive, questionable, explicit"
+        )
+    # Nothing was cached from them: the rerun fails the same way.
+    assert [r.error for r in run_all(engine, posts)] == [r.error for r in results]

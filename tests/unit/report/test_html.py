@@ -122,12 +122,13 @@ def test_tables_carry_the_numbers(page: str) -> None:
 
 def test_outputs_written_together(tmp_path: Path) -> None:
     run = analysis()
-    written = write_outputs(
+    written, errors = write_outputs(
         run,
         json_path=tmp_path / "out.json",
         csv_path=tmp_path / "out.csv",
         report_path=tmp_path / "out.html",
     )
+    assert errors == []
     assert [p.name for p in written] == ["out.json", "out.probabilities.npz", "out.csv", "out.html"]
     with (tmp_path / "out.csv").open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
