@@ -39,6 +39,8 @@ from .taggers.wd14 import execution_providers
 
 #: An item using all of these is planned ahead (see :meth:`ShowdownSession.plan`).
 SHOWDOWN_FIXTURES = frozenset({"tagger", "post", "showdown"})
+#: The node id of the built-in showdown module (its items: ``tagger-showdown::test_showdown[...]``).
+SUITE_NODE: Final = "tagger-showdown"
 NO_TAGGER = "no tagger selected: pass --tagger NAME or mark the test @pytest.mark.tagger('NAME')"
 #: The ``user_properties`` key a tagger's facts (:meth:`Engine.facts`) travel under, once per tagger
 #: and process (to the controller under pytest-xdist, too).
@@ -116,6 +118,8 @@ class ShowdownSession:
     _saw_items: bool = False
     _saw_showdown: bool = False
     _planned: set[str] = field(default_factory=set)
+    #: Node ids of the built-in showdown given as arguments (:meth:`take_node_ids`).
+    _node_ids: list[str] = field(default_factory=list)
     _dataset: Dataset | None = None
     _posts: list[Post] | None = None
     _engine: Engine | None = None
@@ -264,13 +268,34 @@ class ShowdownSession:
             posts = self.posts()
             metafunc.parametrize("post", posts, ids=[post.label for post in posts])
 
+    def take_node_ids(self, args: list[str]) -> None:
+        """Printed node ids of the built-in showdown (``tagger-showdown::test_showdown[...]``, or
+        ``../tagger-showdown::...`` when pytest shows it relative to another folder) name no file,
+        and pytest would answer "file or directory not found": take them out of the arguments and
+        select those items when the showdown is added (:meth:`add_showdown`)."""
+        kept: list[str] = []
+        for arg in args:
+            head, separator, rest = arg.partition("::")
+            if Path(head).name == SUITE_NODE and not Path(head).exists():
+                self._node_ids.append(f"{SUITE_NODE}{separator}{rest}")
+            else:
+                kept.append(arg)
+        args[:] = kept
+
     def add_showdown(self, session: pytest.Session, items: list[pytest.Item], suite: Path) -> None:
         """Add the built-in showdown (the test module ``suite``) when taggers are selected and no
         collected test asks for one."""
         if not self.settings.taggers or any("tagger" in getattr(i, "fixturenames", ()) for i in items):
             return
-        module = pytest.Module.from_parent(session, path=suite, nodeid="tagger-showdown")
-        items.extend(session.genitems(module))
+        module = pytest.Module.from_parent(session, path=suite, nodeid=SUITE_NODE)
+        showdown = list(session.genitems(module))
+        if self._node_ids:
+            chosen = [
+                item for item in showdown if any(_selects(node, item.nodeid) for node in self._node_ids)
+            ]
+            session.config.hook.pytest_deselected(items=[item for item in showdown if item not in chosen])
+            showdown = chosen
+        items.extend(showdown)
 
     def tagger(self, request: pytest.FixtureRequest) -> Tagger:
         """The ``tagger`` fixture's value: lazy under ``showdown`` (a run served from the cache
@@ -370,6 +395,13 @@ class ShowdownSession:
     def _categories(self) -> list[str]:
         return sorted(c.value for c in self.settings.categories)
 
+    def _must_score(self, tagger: str) -> bool:
+        """A selected tagger must score a post, unless every item of it was deselected (``-k``,
+        ``-m``, node ids) and no gate judges it: then the user narrowed the run to other taggers."""
+        ran = any(result.tagger == tagger for result in self.results)
+        gated = tagger in self.settings.baselines or self.settings.compare_run is not None
+        return ran or gated or not self.posts()
+
     def _no_score_reason(self, tagger: str) -> str:
         """Why a selected tagger scored no post: the dataset, the filters, or every post errored."""
         errored = [r for r in self.results if r.tagger == tagger and r.error]
@@ -405,7 +437,11 @@ class ShowdownSession:
                 "scored", s.tagger, f"{s.tagger}: no post was scored: {self._no_score_reason(s.tagger)}"
             )
             for s in analysis.summaries
-            if s.avg_score is None and s.tagger in self.settings.taggers
+            # A tagger with a baseline has its verdict there, one failure for one cause.
+            if s.avg_score is None
+            and s.tagger in self.settings.taggers
+            and s.tagger not in self.settings.baselines
+            and self._must_score(s.tagger)
         ]
         verdicts += [
             GateVerdict("baseline", name, failure)
@@ -509,3 +545,9 @@ def dataset_fingerprint(posts: Iterable[Post]) -> str:
     """sha256 over the run's posts as sorted ``id:md5`` lines: two runs on the same posts match."""
     lines = sorted(f"{post.id}:{post.md5}" for post in posts)
     return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
+
+
+def _selects(node_id: str, item_id: str) -> bool:
+    """Whether an argument node id selects an item, as pytest matches them: the item itself, or a
+    node above it (the module, the function without its parameters)."""
+    return item_id == node_id or item_id.startswith((f"{node_id}::", f"{node_id}["))

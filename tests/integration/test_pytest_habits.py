@@ -93,6 +93,40 @@ def test_the_showdown_is_selected_by_tagger_name_and_mark(
     assert {post["tagger"] for post in document["posts"]} == taggers
 
 
+def test_a_printed_node_id_reruns_that_item(run_showdown: ShowdownRun, tmp_path: Path) -> None:
+    db = four_ratings(tmp_path / "data.db")
+    common = ("--tagger", "control,demo-small", "--showdown-db", str(db), "--showdown-no-cache")
+    node = "tagger-showdown::test_showdown[demo-small-post102-s]"
+    result, document = run_showdown(*common, node, "-v")
+    assert result.ret == 0, result.stdout.str()  # not "file or directory not found"
+    result.assert_outcomes(passed=1)
+    assert [(p["tagger"], p["post_id"]) for p in document["posts"]] == [("demo-small", 102)]
+    # The function without parameters selects every item of the showdown, as in any test file.
+    everything, _ = run_showdown(*common, "tagger-showdown::test_showdown")
+    everything.assert_outcomes(passed=16)
+    # As pytest prints it when the rootdir is another folder (a dataset path outside this one).
+    relative, _ = run_showdown(*common, f"../{node}")
+    relative.assert_outcomes(passed=1)
+
+
+def test_a_gated_tagger_left_out_by_the_selection_fails_once(
+    run_showdown: ShowdownRun, tmp_path: Path
+) -> None:
+    """Without a gate, leaving a tagger out (-k) narrows the run; with a baseline, the gate cannot
+    judge it: one failed test case, the baseline's, saying why."""
+    db = four_ratings(tmp_path / "data.db")
+    common = ("--tagger", "control,demo-small", "--showdown-db", str(db), "--showdown-no-cache")
+    result, _ = run_showdown(*common, "-k", "demo-small", "--showdown-baseline", "control=0.5")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.assert_outcomes(passed=8, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "control: no post was scored (0 errors), baseline 0.500 not met",
+            "FAILED *::gate[[]baseline-control[]]*",
+        ]
+    )
+
+
 def test_a_requested_provider_that_is_missing_is_a_warning_naming_what_runs(
     run_showdown: ShowdownRun, tmp_path: Path
 ) -> None:
