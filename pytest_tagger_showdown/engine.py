@@ -49,9 +49,10 @@ from .errors import ShowdownError, TaggerLoadError, TaggerRunError
 from .pool import TaggerPool
 from .prediction import Prediction
 from .results import PostResult, post_result
-from .taggers.base import Tagger, Vocabulary
+from .taggers.base import Tagger
 from .taggers.wd14 import OutputLayout
 from .tags import TagCategory
+from .vocabulary import Vocabulary
 
 T = TypeVar("T")
 

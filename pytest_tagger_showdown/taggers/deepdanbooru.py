@@ -28,10 +28,11 @@ from ..dataset.post import Post
 from ..errors import TaggerLoadError, TaggerRunError
 from ..prediction import Prediction
 from ..tags import normalize_rating
-from .base import LoadOptions, TaggerBase, Vocabulary
+from ..vocabulary import RATING_CATEGORY, Vocabulary
+from .base import LoadOptions, TaggerBase
 from .preprocess import ORIENTATION_TRANSPOSE, decode_image, exif_orientation
 from .spec import Preprocessing, TaggerSpec, Thresholds
-from .wd14 import CHARACTER_CATEGORY, RATING_CATEGORY, OutputLayout
+from .wd14 import CHARACTER_CATEGORY, OutputLayout
 
 BACKEND: Final = "deepdanbooru"
 #: DeepDanbooru's ``load_image_for_evaluate`` (:func:`model_input`): RGB, values / 255; the size comes

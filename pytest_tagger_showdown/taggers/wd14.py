@@ -14,12 +14,12 @@ from ..errors import TaggerLoadError, TaggerRunError
 from ..prediction import Prediction
 from ..probabilities import stored_row
 from ..tags import TagCategory, normalize_rating, normalize_tag
-from .base import LoadOptions, TaggerBase, Vocabulary
+from ..vocabulary import RATING_CATEGORY, Vocabulary
+from .base import LoadOptions, TaggerBase
 from .preprocess import decode_image, preprocess
 from .spec import TaggerSpec, Thresholds
 
-#: ``selected_tags.csv`` marks the four rating rows with category 9, characters with 4.
-RATING_CATEGORY = 9
+#: ``selected_tags.csv`` marks characters with 4 (the rating rows with ``RATING_CATEGORY``, 9).
 CHARACTER_CATEGORY = 4
 #: The official demo's lower bound on an MCut character threshold.
 MCUT_CHARACTER_FLOOR = 0.15

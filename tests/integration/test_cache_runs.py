@@ -14,9 +14,9 @@ import pytest
 from pytest_tagger_showdown.cache import ShowdownCache
 from pytest_tagger_showdown.outputs import probabilities_path
 from pytest_tagger_showdown.probabilities import load_stores
-from pytest_tagger_showdown.taggers.base import Vocabulary
 from pytest_tagger_showdown.taggers.spec import Thresholds
 from pytest_tagger_showdown.taggers.wd14 import OutputLayout
+from pytest_tagger_showdown.vocabulary import Vocabulary
 from tests.helpers.datasets import varied_dataset
 from tests.helpers.modelmaker import write_tiny_tagger
 from tests.helpers.runs import ShowdownRun

@@ -14,8 +14,8 @@ from pytest_tagger_showdown.engine import Engine
 from pytest_tagger_showdown.pool import TaggerPool
 from pytest_tagger_showdown.probabilities import ProbabilityCollector, RowEncoder
 from pytest_tagger_showdown.results import PostResult
-from pytest_tagger_showdown.taggers.base import Vocabulary
 from pytest_tagger_showdown.taggers.registry import TaggerRegistry
+from pytest_tagger_showdown.vocabulary import Vocabulary
 from tests.helpers.datasets import G, PostSpec, make_dataset
 
 
