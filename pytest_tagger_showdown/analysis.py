@@ -31,6 +31,8 @@ class RunAnalysis:
     metrics: Mapping[str, TaggerMetrics]
     distance_scores: Mapping[tuple[str, int], float]
     document: Mapping[str, Any]
+    #: Where the distance score's closeness came from: a key of :data:`tag_distance.SOURCES`.
+    distance_source: str
 
     def distance_score(self, tagger: str) -> float | None:
         """A tagger's average distance-aware score."""
@@ -47,7 +49,8 @@ def analyse_run(
     similarity: TagSimilarity | None = None,
     aliases: Mapping[str, str] | None = None,
 ) -> RunAnalysis:
-    """Analyse a run's results; tag closeness comes from the posts' own tags unless given.
+    """Analyse a run's results; tag closeness comes from the posts' own tags unless given
+    (``similarity``: the dataset's related tags, when fetched).
     ``aliases`` (old -> current tag name) are the ones scoring applied: the metrics apply them too."""
     tag_categories = {tag: category.value for post in posts for tag, category in post.tags.items()}
     taggers = sorted({r.tagger for r in results})
@@ -68,6 +71,7 @@ def analyse_run(
     summaries = tuple(summarize_all(results))
     document = results_document(results, summaries, dataset=dataset, categories=sorted(categories))
     document["created"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    document["distance_source"] = closeness.source
     renamed: dict[str, int] = {}
     for result in results:
         renamed[result.tagger] = renamed.get(result.tagger, 0) + result.renamed
@@ -89,6 +93,7 @@ def analyse_run(
         metrics=metrics,
         distance_scores=distance,
         document=document,
+        distance_source=closeness.source,
     )
 
 

@@ -30,6 +30,7 @@ from .pool import TaggerPool
 from .probabilities import ROW_PROPERTY, ProbabilityCollector, RowEncoder
 from .results import RESULT_PROPERTY, PostResult
 from .settings import ShowdownSettings
+from .tag_distance import RelatedTags
 from .taggers.base import LoadOptions, Tagger
 from .taggers.builtin import default_registry
 from .taggers.registry import TaggerRegistry
@@ -221,12 +222,14 @@ class ShowdownSession:
     def analyse(self) -> RunAnalysis | None:
         """The run's analysis, computed once, on the controller, when there are results."""
         if self.analysis is None and self.results and not self.is_worker:
+            related = self.dataset.related_tags()
             self.analysis = analyse_run(
                 self.results,
                 self.collector,
                 self.posts(),
                 dataset=str(self.settings.db),
                 categories=[c.value for c in self.settings.categories],
+                similarity=RelatedTags(related) if related else None,
                 aliases=self.engine.aliases(),
             )
         return self.analysis
