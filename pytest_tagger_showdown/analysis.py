@@ -31,6 +31,8 @@ class RunAnalysis:
     metrics: Mapping[str, TaggerMetrics]
     distance_scores: Mapping[tuple[str, int], float]
     document: Mapping[str, Any]
+    #: Where the distance score's closeness came from: a key of :data:`tag_distance.SOURCES`.
+    distance_source: str
 
     def distance_score(self, tagger: str) -> float | None:
         """A tagger's average distance-aware score."""
@@ -51,7 +53,8 @@ def analyse_run(
     facts: Mapping[str, Mapping[str, Any]] | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> RunAnalysis:
-    """Analyse a run's results; tag closeness comes from the posts' own tags unless given.
+    """Analyse a run's results; tag closeness comes from the posts' own tags unless given
+    (``similarity``: the dataset's related tags, when fetched).
     ``aliases`` (old -> current tag name) are the ones scoring applied: the metrics apply them too.
     ``selected`` taggers get a summary even with no result; ``facts`` (per tagger: thresholds, model
     fingerprint, provider...) go into each tagger's entry and ``extra`` into the document, so two
@@ -77,6 +80,7 @@ def analyse_run(
     summaries = tuple(summarize_all(results, selected))
     document = results_document(results, summaries, dataset=dataset, categories=sorted(categories))
     document["created"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    document["distance_source"] = closeness.source
     document.update(extra or {})
     for name, entry in document["taggers"].items():
         entry.update((facts or {}).get(name, {}))
@@ -103,6 +107,7 @@ def analyse_run(
         metrics=metrics,
         distance_scores=distance,
         document=document,
+        distance_source=closeness.source,
     )
 
 

@@ -139,7 +139,17 @@ def _add_fetch(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--with-tag-relations",
         action="store_true",
-        help="also fetch the aliases and implications of the dataset's tags",
+        help="also fetch the aliases and implications of the dataset's tags, and Danbooru's related "
+        "tags of its most frequent tags (see --related-tags)",
+    )
+    parser.add_argument(
+        "--related-tags",
+        type=_bounded_int(0, fetch.MAX_RELATED_TAGS),
+        default=None,
+        metavar="N",
+        help="with --with-tag-relations: fetch the related tags of the dataset's N most frequent tags "
+        f"(0 to {fetch.MAX_RELATED_TAGS}, default {fetch.DEFAULT_RELATED_TAGS}); they make the "
+        "distance score's closeness",
     )
     parser.add_argument(
         "--timeout",
@@ -160,6 +170,8 @@ def _add_fetch(parser: argparse.ArgumentParser) -> None:
 def _fetch(args: argparse.Namespace) -> int:
     """0 when every rating is complete, 1 when some ran out of posts, 130 when interrupted."""
     logging.basicConfig(level=logging.WARNING, format="tagger-showdown: %(message)s")
+    if args.related_tags is not None and not args.with_tag_relations:
+        raise ShowdownError("--related-tags needs --with-tag-relations")
     options = fetch.FetchOptions(
         per_rating=args.per_rating,
         ratings=args.ratings,
@@ -169,6 +181,7 @@ def _fetch(args: argparse.Namespace) -> int:
         variant=args.variant,
         concurrency=args.concurrency,
         with_tag_relations=args.with_tag_relations,
+        related_tags=fetch.DEFAULT_RELATED_TAGS if args.related_tags is None else args.related_tags,
     )
     retry = RetryPolicy(max_time=args.max_retry_time, read_timeout=args.timeout)
     progress = fetch.make_progress(sys.stderr)

@@ -18,6 +18,7 @@ from .report.metrics_table import format_metrics
 from .report.runtime_table import format_runtimes
 from .report.table import format_table
 from .results import write_results
+from .tag_distance import SOURCES
 
 #: Writes one line of the terminal summary (pytest's ``TerminalReporter.write_line`` fits).
 LineWriter = Callable[..., None]
@@ -87,6 +88,7 @@ def write_summary(
     if analysis.metrics:
         write_line("dataset metrics (over each tagger's vocabulary):")
         write_line(format_metrics(analysis))
+        write_line(f"distance score: {SOURCES[analysis.distance_source]}")
     if gate is not None:
         write_line(
             f"compared with {gate.label} (paired bootstrap, 95% CI; Holm over {len(gate.comparison.taggers)} "

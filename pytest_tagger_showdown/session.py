@@ -31,6 +31,7 @@ from .pool import TaggerPool
 from .probabilities import ROW_PROPERTY, ProbabilityCollector, RowEncoder
 from .results import RESULT_PROPERTY, PostResult, package_version
 from .settings import ShowdownSettings, check_output_paths, check_tagger_names
+from .tag_distance import RelatedTags
 from .taggers.backends import ONNX_BACKENDS
 from .taggers.base import LoadOptions, Tagger
 from .taggers.builtin import default_registry
@@ -374,12 +375,14 @@ class ShowdownSession:
                 name: {**{k: v for k, v in values.items() if k != "name"}, "categories": self._categories()}
                 for name, values in self.facts.items()
             }
+            related = self.dataset.related_tags()
             self.analysis = analyse_run(
                 self.results,
                 self.collector,
                 self.posts(),
                 dataset=str(settings.db),
                 categories=self._categories(),
+                similarity=RelatedTags(related) if related else None,
                 aliases=self.engine.aliases(),
                 providers=self._providers_used(),
                 selected=settings.taggers if self._expects_scores() else (),

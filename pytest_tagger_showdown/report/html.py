@@ -24,6 +24,7 @@ from ..metrics import SliceMetrics
 from ..probabilities import SOURCE_PROBABILITIES
 from ..results import PostResult
 from ..results import package_version as installed_version
+from ..tag_distance import SOURCES
 from ..tags import RATING_NAMES, RATINGS, predicted_rating_tag
 from . import plots
 from .table import HEADERS, summary_row
@@ -100,7 +101,8 @@ def _summary_table(analysis: RunAnalysis) -> str:
         (*summary_row(s, mark_cached=False), _number(analysis.distance_score(s.tagger)))
         for s in analysis.summaries
     ]
-    return _table((*HEADERS, "distance score"), rows, css="summary")
+    table = _table((*HEADERS, "distance score"), rows, css="summary")
+    return f"{table}\n<p>distance score: {_e(SOURCES[analysis.distance_source])}</p>"
 
 
 def _metrics_cells(m: SliceMetrics) -> list[str]:
