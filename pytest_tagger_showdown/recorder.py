@@ -51,7 +51,8 @@ class ShowdownRecorder:
         """At teardown: a benchmark fixture the item declared but did not use (a prediction served
         from the cache, a post that failed before inference) is not the test's mistake, so
         pytest-benchmark must not warn that it was "not used at all"."""
-        benchmark = getattr(self._request.node, "funcargs", {}).get("benchmark")
+        # pytest empties ``funcargs`` (None) when the run was interrupted mid-item (Ctrl-C).
+        benchmark = (getattr(self._request.node, "funcargs", None) or {}).get("benchmark")
         if benchmark is not None and self._benchmark is None:
             benchmark.skipped = True
 

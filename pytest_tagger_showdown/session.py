@@ -440,15 +440,14 @@ class ShowdownSession:
                 "scored", s.tagger, f"{s.tagger}: no post was scored: {self._no_score_reason(s.tagger)}"
             )
             for s in analysis.summaries
-            # A tagger with a baseline has its verdict there, one failure for one cause.
-            if s.avg_score is None
-            and s.tagger in self.settings.taggers
-            and s.tagger not in self.settings.baselines
-            and self._must_score(s.tagger)
+            if s.avg_score is None and s.tagger in self.settings.taggers and self._must_score(s.tagger)
         ]
+        unscored = {verdict.tagger for verdict in verdicts}
+        # One failure for one cause: a tagger that scored nothing has its verdict above, with why.
         verdicts += [
             GateVerdict("baseline", name, failure)
             for name, failure in baseline_verdicts(analysis.summaries, self.settings.baselines).items()
+            if name not in unscored
         ]
         if self.compare_run is not None:
             self.compare_gate = gate_against(

@@ -56,7 +56,7 @@ def test_a_new_threshold_rescores_a_cached_run_without_loading_the_model(
     (store,) = load_stores(probabilities_path(pytester.path / "out.json"))
     break_in_place(pytester.path / "model" / "model.onnx")
     broken, _ = run(run_showdown, "--showdown-no-cache")
-    broken.assert_outcomes(failed=16)  # the model cannot load any more
+    broken.assert_outcomes(failed=17)  # the model cannot load any more: 16 posts, and no post scored
     for spec, thresholds in (("0.6", Thresholds(0.6, 0.6)), ("mcut=true", Thresholds(mcut=True))):
         warm, posts = run(run_showdown, "--showdown-threshold", spec)
         warm.assert_outcomes(passed=16)

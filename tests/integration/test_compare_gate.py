@@ -53,7 +53,7 @@ def test_compare_gate_passes_on_the_same_tagger_and_fails_on_a_drop(
             "(0.167 -> -0.167 over 8 paired posts; p 0.0010, Holm-adjusted over 1 tagger(s) 0.0010 <= 0.05; "
             "margin 0.020); lost most: black_background (-4), white_background (-4); "
             "differs: thresholds character=0.85,general=0.35,mcut=False -> "
-            "character=0.0,general=0.0,mcut=False",
+            "character=0.9999,general=0.9999,mcut=False",
             "FAILED tagger-showdown::gate[[]compare-bright[]] - bright: average score*",
         ]
     )

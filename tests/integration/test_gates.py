@@ -140,11 +140,12 @@ def test_a_run_that_scores_no_post_fails_and_says_why(
         [
             "FAIL scored: bright: no post was scored: none of its 8 posts ran: the selected tests (-k, -m, "
             "--deselect, paths, a skip) left them out",
-            "FAIL baseline: bright: no post was scored (0 errors), baseline 0.100 not met",
         ]
     )
+    # One cause, one failure: the baseline cannot judge a tagger that scored nothing, and says no more.
+    result.stdout.no_fnmatch_line("FAIL baseline:*")
     assert document["taggers"]["bright"]["images"] == 0
-    assert [gate["gate"] for gate in document["gates"]] == ["scored", "baseline"]
+    assert [gate["gate"] for gate in document["gates"]] == ["scored"]
 
 
 def test_an_output_that_cannot_be_written_still_shows_the_verdict_and_fails(
