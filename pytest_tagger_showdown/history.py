@@ -128,7 +128,8 @@ def saved_runs(storage: Path) -> list[SavedRun]:
 
 
 def find_run(spec: str, storage: Path = DEFAULT_STORAGE) -> SavedRun:
-    """The run ``spec`` names: a file, ``latest``, or a saved run's number/name prefix in ``storage``."""
+    """The run ``spec`` names: a file, ``latest``, a saved run's number (``1`` or ``0001``) or a
+    prefix of its name in ``storage``; raises ShowdownError naming the saved runs when none matches."""
     candidate = Path(spec)
     if candidate.is_file():
         return read_run(candidate)
@@ -137,7 +138,9 @@ def find_run(spec: str, storage: Path = DEFAULT_STORAGE) -> SavedRun:
         if not runs:
             raise ShowdownError(f"no saved run with showdown results in {storage}")
         return runs[-1]
-    matches = [p for p in _saved_files(storage) if p.name.startswith(spec)]
+    # A bare number is pytest-benchmark's run number, which it writes with four digits (1 -> 0001_).
+    prefix = f"{int(spec):04d}_" if spec.isdigit() else spec
+    matches = [p for p in _saved_files(storage) if p.name.startswith(prefix)]
     if len(matches) > 1:
         here = [p for p in matches if p.parent.name == machine_id()]
         matches = here if len(here) == 1 else matches
