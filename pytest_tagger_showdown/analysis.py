@@ -31,6 +31,8 @@ class RunAnalysis:
     metrics: Mapping[str, TaggerMetrics]
     distance_scores: Mapping[tuple[str, int], float]
     document: Mapping[str, Any]
+    #: Where the distance score's closeness came from: a key of :data:`tag_distance.SOURCES`.
+    distance_source: str
 
     def distance_score(self, tagger: str) -> float | None:
         """A tagger's average distance-aware score."""
@@ -46,11 +48,20 @@ def analyse_run(
     categories: Collection[str],
     similarity: TagSimilarity | None = None,
     aliases: Mapping[str, str] | None = None,
-    run_info: Mapping[str, Any] | None = None,
+    providers: Mapping[str, str] | None = None,
+    selected: Sequence[str] = (),
+    facts: Mapping[str, Mapping[str, Any]] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> RunAnalysis:
     """Analyse a run's results; tag closeness comes from ``posts`` (every post of the run, a shard's
-    or not) unless given. ``aliases`` (old -> current tag name) are the ones scoring applied: the
-    metrics apply them too. ``run_info`` goes into the document as it is (shard, thresholds)."""
+    or not) unless given (``similarity``: the dataset's related tags, when fetched).
+    ``aliases`` (old -> current tag name) are the ones scoring applied: the metrics apply them too.
+    ``selected`` taggers get a summary even with no result; ``facts`` (per tagger: thresholds, model
+    fingerprint, provider...) go into each tagger's entry and ``extra`` (shard, fingerprints...) into
+    the document, so two runs can be checked for being alike (:mod:`pytest_tagger_showdown.compare`)
+    and shards for being one run (:mod:`pytest_tagger_showdown.merge`). ``providers``: the
+    onnxruntime execution provider each ONNX tagger runs on, chosen at configure time, for taggers
+    whose facts name none (a run served from the cache never loads the model)."""
     tag_categories = {tag: category.value for post in posts for tag, category in post.tags.items()}
     taggers = sorted({r.tagger for r in results})
     stores = tuple(
@@ -73,7 +84,11 @@ def analyse_run(
         dataset=dataset,
         categories=categories,
         aliases={"applied": bool(aliases), "count": len(aliases or {})},
-        run_info=run_info,
+        distance_source=closeness.source,
+        providers=providers,
+        selected=selected,
+        facts=facts,
+        extra=extra,
     )
 
 
@@ -85,17 +100,27 @@ def assemble_run(
     dataset: str,
     categories: Collection[str],
     aliases: Mapping[str, Any],
-    run_info: Mapping[str, Any] | None = None,
+    distance_source: str,
+    providers: Mapping[str, str] | None = None,
+    selected: Sequence[str] = (),
+    facts: Mapping[str, Mapping[str, Any]] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> RunAnalysis:
     """The analysis of results whose stores and distance-aware scores are known: the summaries,
-    dataset metrics and document. A run and the merge of its shards both end here, so they agree."""
+    dataset metrics and document (the other arguments as :func:`analyse_run`'s). A run and the
+    merge of its shards both end here, so they agree."""
     metrics = {store.tagger: evaluate_store(store) for store in stores if store.post_ids.size}
-    summaries = tuple(summarize_all(results))
+    summaries = tuple(summarize_all(results, selected))
     document = results_document(
         results, summaries, dataset=dataset, categories=sorted(categories), distance_scores=distance
     )
-    document.update(run_info or {})
     document["created"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    document["distance_source"] = distance_source
+    document.update(extra or {})
+    for name, entry in document["taggers"].items():
+        entry.update((facts or {}).get(name, {}))
+        if entry.get("provider") is None and name in (providers or {}):
+            entry["provider"] = (providers or {})[name]
     renamed: dict[str, int] = {}
     for result in results:
         renamed[result.tagger] = renamed.get(result.tagger, 0) + result.renamed
@@ -111,6 +136,7 @@ def assemble_run(
         metrics=metrics,
         distance_scores=distance,
         document=document,
+        distance_source=distance_source,
     )
 
 

@@ -1,33 +1,54 @@
-"""On-disk caches that make a rerun of an unchanged tagger on an unchanged dataset cost almost nothing.
+"""On-disk caches that make a rerun of an unchanged tagger on an unchanged dataset cost almost nothing,
+bounded in size, shared safely by several processes.
 
 Two kinds of entries, both content-addressed (a key is the sha256 of everything the value depends on):
 
 * prepared inputs, keyed by how the tagger prepares images (its ``prepare`` implementation, the
   :class:`Preprocessing` spec and the input size) and the stored image's md5: taggers that share a
-  preprocessing (every WD14 model at 448) share them, and a new model skips decoding;
-* predictions, keyed by the model files' hashes, the preprocessing, the image md5 and the thresholds
-  (a prediction keeps only the tags above the cut-offs), with the preprocessing and inference times
-  measured when they were computed.
+  preprocessing (every WD14 model at 448) share them, and a new model skips decoding. An 8-bit image
+  is stored as uint8: 602 kB for a 448 input, 263 kB at 299, 786 kB at 512 (DeepDanbooru);
+* predictions, keyed by the model files' hashes, the preprocessing and the image md5, **not** the
+  cut-offs: an entry is the post's probability row in the compact form the dataset metrics keep
+  (:func:`probabilities.compact_row`: the tags at or above 0.01, float16; a few hundred bytes), with
+  the preprocessing and inference times measured when it was computed. Cut-offs, MCut and the
+  threshold sweep are applied after reading, so a new ``--showdown-threshold`` re-scores a cached run
+  without loading the model.
 
-Layout under the cache folder (``.showdown_cache/`` in the rootdir unless ``--showdown-cache-dir``)::
+Layout under the cache folder (``.showdown_cache/`` beside the ini file unless ``--showdown-cache-dir``)::
 
-    v1/inputs/ab/abcdef....entry        prepared input arrays
-    v1/predictions/ab/abcdef....entry   predictions
-    v1/taggers/abcdef....json           a tagger's model fingerprint, valid while its files are unchanged
+    v2/inputs/ab/abcdef....entry        prepared input arrays
+    v2/predictions/ab/abcdef....entry   probability rows
+    v2/taggers/abcdef....json           a tagger's model fingerprint, valid while its files are unchanged
 
 Several pytest-xdist workers (or several runs) may share a folder: every entry is written to a unique
 temporary file beside its final name and moved into place with ``os.replace``, which is atomic on one
 file system, so a reader sees a whole entry or none. Two writers of one key write the same content, and
 the last rename wins. Each entry carries a checksum; an entry that does not read back whole (a disk that
 filled up, an edited file) is treated as missing and recomputed. Failures are never cached.
+
+Size limit (``--showdown-cache-max-size``, default 10 GB), least recently used first: a hit sets the
+entry's mtime to now (one ``utime`` call; atime is unreliable under ``noatime``/``relatime``), and
+eviction deletes the entries with the oldest mtimes. Eviction is amortised: before a write that takes
+a process past :data:`RESCAN_FRACTION` of the limit since its last scan, it rescans the folder and
+deletes down to :data:`PRUNE_TO` of the limit less that entry; so with up to five processes writing at
+once the folder never exceeds the limit (each adds at most 4% of it, or one entry, between its scans
+to the 80% left by the last one) as long as an entry is small against the limit (602 kB against 10 GB).
+Deleting is safe beside readers: a reader that opened an entry reads it whole (POSIX keeps an
+unlinked file's data until it is closed); one that comes later finds no file, a miss. An entry used
+since the scan is spared (its mtime is checked again just before deleting it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
+import re
+import shutil
 import struct
 import threading
+import time
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
@@ -39,12 +60,22 @@ import numpy as np
 import numpy.typing as npt
 
 from . import atomic
-from .prediction import Prediction
+from .probabilities import FLOOR, compact_row, expand_row, index_dtype
 
 #: Bump when what an entry means changes (scoring-relevant code, the entry format); old entries are
 #: then simply never looked up again.
-CACHE_VERSION: Final = "v1"
+CACHE_VERSION: Final = "v2"
 DEFAULT_DIR_NAME: Final = ".showdown_cache"
+#: The kinds of entries that count against the size limit and are evicted.
+KINDS: Final = ("inputs", "predictions")
+#: The default size limit: 10 GB holds about 16,000 posts' prepared inputs at 448.
+DEFAULT_MAX_SIZE: Final = 10 * 1000**3
+#: A process rescans the folder after writing this fraction of the limit...
+RESCAN_FRACTION: Final = 0.04
+#: ...and then evicts down to this fraction of it (room for other writers until their next scan).
+PRUNE_TO: Final = 0.8
+#: Temporary files older than this are a killed writer's leftovers (seconds).
+STALE_PARTIAL_S: Final = 3600.0
 _MAGIC: Final = b"TSC1"
 _HEADER: Final = struct.Struct("<4sIQI")  # magic, crc32, payload length, json length
 _CHUNK: Final = 1 << 20
@@ -60,11 +91,66 @@ class CachedInput:
 
 @dataclass(frozen=True)
 class CachedPrediction:
-    """A prediction with the times measured when it was computed (reported as such, marked cached)."""
+    """A post's probability row ``[T]`` float32 (float16 precision, 0 below the floor) with the times
+    measured when it was computed (reported as such, marked cached)."""
 
-    prediction: Prediction
+    probabilities: npt.NDArray[np.float32]
     preprocess_s: float
     inference_s: float
+
+
+@dataclass(frozen=True)
+class KindUsage:
+    """What one kind of entry holds: entries, bytes, and the least recent use (epoch seconds)."""
+
+    entries: int = 0
+    bytes: int = 0
+    oldest_use: float | None = None
+
+
+@dataclass(frozen=True)
+class PruneOutcome:
+    """What a prune found and left: bytes before and after, entries deleted."""
+
+    before: int
+    after: int
+    deleted: int
+
+
+_SIZE_UNITS: Final = {
+    "": 1,
+    "b": 1,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "tb": 1000**4,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+    "tib": 1024**4,
+}
+
+
+def parse_size(text: str, name: str = "size") -> int:
+    """Bytes from ``10GB``, ``500MB``, ``1.5GiB`` or a plain number of bytes (decimal units as
+    disks count, ``KiB``... binary); raises ValueError naming the option ``name`` and the text."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*([a-zA-Z]*)\s*", str(text))
+    unit = match.group(2).lower() if match else ""
+    if match is None or unit not in _SIZE_UNITS:
+        raise ValueError(f"{name} must be a size such as 10GB, 500MB or bytes, got {text!r}")
+    value = int(float(match.group(1)) * _SIZE_UNITS[unit])
+    if value < 1:
+        raise ValueError(f"{name} must be more than 0 bytes, got {text!r}")
+    return value
+
+
+def format_size(size: float) -> str:
+    """``602.1 kB``, ``2.9 GB``: decimal units, as :func:`parse_size` reads them."""
+    for unit in ("B", "kB", "MB", "GB"):
+        if abs(size) < 1000:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} TB"
 
 
 def digest(*parts: object) -> str:
@@ -171,11 +257,18 @@ def _array_from(header: Mapping[str, Any], payload: bytes) -> npt.NDArray[Any]:
 
 
 class ShowdownCache:
-    """The cache folder; thread-safe and safe for concurrent processes (see the module docstring)."""
+    """The cache folder; thread-safe and safe for concurrent processes (see the module docstring).
 
-    def __init__(self, root: Path) -> None:
+    ``max_size`` (bytes) bounds what the entries take; None leaves the folder unbounded."""
+
+    def __init__(self, root: Path, max_size: int | None = DEFAULT_MAX_SIZE) -> None:
         self.root = Path(root)
+        self.max_size = max_size
         self._base = self.root / CACHE_VERSION
+        self._lock = threading.Lock()
+        self._pruning = threading.Lock()
+        #: Bytes this process wrote since its last scan; starts full so that the first write scans.
+        self._unscanned = float("inf")
 
     # -- entries ---------------------------------------------------------------------------------
 
@@ -183,20 +276,44 @@ class ShowdownCache:
         return self._base / kind / key[:2] / f"{key}.entry"
 
     def _read(self, kind: str, key: str) -> tuple[dict[str, Any], bytes] | None:
+        path = self._path(kind, key)
         try:
-            data = self._path(kind, key).read_bytes()
+            data = path.read_bytes()
         except OSError:
             return None
-        return _decode(data)
+        entry = _decode(data)
+        if entry is not None:
+            # A use: least recently used entries are evicted first. Evicted meanwhile: this read
+            # still got the entry whole.
+            with contextlib.suppress(OSError):
+                os.utime(path)
+        return entry
 
     def _write(self, path: Path, data: bytes) -> None:
         """Write ``data`` at ``path`` atomically; an unwritable cache only costs the speed-up."""
         try:
             if not self.root.is_dir():
                 self._mark_folder()
+            self._make_room(len(data))
             atomic.write_bytes(path, data)
         except OSError:
             return
+
+    def _make_room(self, incoming: int) -> None:
+        """Count a write before it happens; past :data:`RESCAN_FRACTION` of the limit, scan and
+        evict down to :data:`PRUNE_TO` of it less the entry about to be written (one thread)."""
+        if self.max_size is None:
+            return
+        with self._lock:
+            self._unscanned += incoming
+            due = self._unscanned >= RESCAN_FRACTION * self.max_size
+        if due and self._pruning.acquire(blocking=False):
+            try:
+                with self._lock:
+                    self._unscanned = incoming
+                self.prune(max(0, int(PRUNE_TO * self.max_size) - incoming))
+            finally:
+                self._pruning.release()
 
     def _mark_folder(self) -> None:
         """Keep the cache out of version control and backups, as pytest does with .pytest_cache."""
@@ -208,6 +325,82 @@ class ShowdownCache:
             target = self.root / name
             if not target.exists():
                 target.write_text(text, encoding="utf-8")
+
+    # -- size: usage, eviction, clearing ---------------------------------------------------------
+
+    def _entries(self, kind: str) -> list[tuple[int, int, Path]]:
+        """(mtime in ns, size, path) of every whole entry of ``kind``; deletes stale partial files."""
+        found: list[tuple[int, int, Path]] = []
+        now = time.time()
+        try:
+            shards = list(os.scandir(self._base / kind))
+        except OSError:
+            return found
+        for shard in shards:
+            try:
+                files = list(os.scandir(shard.path))
+            except OSError:
+                continue
+            for item in files:
+                try:
+                    stat = item.stat()
+                except OSError:
+                    continue  # evicted by another process meanwhile
+                if item.name.endswith(".entry"):
+                    found.append((stat.st_mtime_ns, stat.st_size, Path(item.path)))
+                elif item.name.endswith(".partial") and now - stat.st_mtime > STALE_PARTIAL_S:
+                    Path(item.path).unlink(missing_ok=True)
+        return found
+
+    def _stale_versions(self) -> list[Path]:
+        """Folders of other cache versions: never read again, so evicted first."""
+        try:
+            return [p for p in self.root.iterdir() if p.is_dir() and p.name != CACHE_VERSION]
+        except OSError:
+            return []
+
+    def usage(self) -> dict[str, KindUsage]:
+        """Entries, bytes and least recent use per kind (``stale`` = other cache versions' files)."""
+        result: dict[str, KindUsage] = {}
+        for kind in KINDS:
+            entries = self._entries(kind)
+            oldest = min((mtime for mtime, _, _ in entries), default=None)
+            result[kind] = KindUsage(
+                len(entries), sum(size for _, size, _ in entries), None if oldest is None else oldest / 1e9
+            )
+        stale = [p for folder in self._stale_versions() for p in folder.rglob("*") if p.is_file()]
+        result["stale"] = KindUsage(len(stale), sum(_size(p) for p in stale))
+        return result
+
+    def prune(self, max_size: int) -> PruneOutcome:
+        """Delete other versions' folders, then the least recently used entries until the entries
+        take at most ``max_size`` bytes. Safe while other processes read and write the cache."""
+        stale = sum(_size(p) for folder in self._stale_versions() for p in folder.rglob("*") if p.is_file())
+        for folder in self._stale_versions():
+            shutil.rmtree(folder, ignore_errors=True)
+        entries = sorted(entry for kind in KINDS for entry in self._entries(kind))
+        total = sum(size for _, size, _ in entries)
+        before, deleted = total + stale, 0
+        for mtime, size, path in entries:
+            if total <= max_size:
+                break
+            try:
+                if path.stat().st_mtime_ns != mtime:
+                    continue  # used since the scan: no longer among the least recently used
+                path.unlink()
+            except OSError:
+                continue  # evicted by another process meanwhile
+            total -= size
+            deleted += 1
+        return PruneOutcome(before, total, deleted)
+
+    def clear(self) -> int:
+        """Delete every entry and record (the folder and its markers stay); returns bytes freed."""
+        freed = 0
+        for folder in [self._base, *self._stale_versions()]:
+            freed += sum(_size(p) for p in folder.rglob("*") if p.is_file())
+            shutil.rmtree(folder, ignore_errors=True)
+        return freed
 
     # -- prepared inputs -------------------------------------------------------------------------
 
@@ -228,37 +421,41 @@ class ShowdownCache:
     # -- predictions -----------------------------------------------------------------------------
 
     def get_prediction(self, key: str) -> CachedPrediction | None:
+        """The probability row stored under ``key``, or None (missing, evicted, corrupt)."""
         entry = self._read("predictions", key)
         if entry is None:
             return None
         header, payload = entry
         try:
-            probabilities = _array_from(header["probabilities"], payload) if payload else None
-            prediction = Prediction(
-                tags={str(k): float(v) for k, v in header["tags"].items()},
-                rating=header["rating"],
-                rating_confidences={str(k): float(v) for k, v in header["rating_confidences"].items()},
-                probabilities=probabilities,
-            )
-            return CachedPrediction(prediction, float(header["preprocess_s"]), float(header["inference_s"]))
-        except (KeyError, TypeError, ValueError, AttributeError):
+            size, count = int(header["size"]), int(header["count"])
+            index = np.dtype(str(header["index_dtype"]))
+            if len(payload) != count * (index.itemsize + 2):
+                return None
+            columns = np.frombuffer(payload, dtype=index, count=count)
+            values = np.frombuffer(payload, dtype="<f2", offset=count * index.itemsize)
+            if count and int(columns.max()) >= size:
+                return None
+            row = expand_row(size, columns, values)
+            return CachedPrediction(row, float(header["preprocess_s"]), float(header["inference_s"]))
+        except (KeyError, TypeError, ValueError):
             return None
 
     def put_prediction(
-        self, key: str, prediction: Prediction, preprocess_s: float, inference_s: float
+        self, key: str, probabilities: npt.ArrayLike, preprocess_s: float, inference_s: float
     ) -> None:
-        header: dict[str, Any] = {
-            "tags": dict(prediction.tags),
-            "rating": prediction.rating,
-            "rating_confidences": dict(prediction.rating_confidences),
+        """Store a post's probability row ``[T]`` compactly (the tags at or above the floor, float16)."""
+        row = np.asarray(probabilities, dtype=np.float32).ravel()
+        columns, values = compact_row(row, FLOOR)
+        dtype = index_dtype(row.size)
+        header = {
+            "size": int(row.size),
+            "count": int(columns.size),
+            "floor": FLOOR,
+            "index_dtype": dtype,
             "preprocess_s": preprocess_s,
             "inference_s": inference_s,
         }
-        payload = b""
-        if prediction.probabilities is not None:
-            row = np.asarray(prediction.probabilities, dtype=np.float32)
-            header["probabilities"] = {"dtype": row.dtype.str, "as": row.dtype.str, "shape": list(row.shape)}
-            payload = np.ascontiguousarray(row).tobytes()
+        payload = columns.astype(dtype).tobytes() + values.tobytes()
         self._write(self._path("predictions", key), _encode(header, payload))
 
     # -- tagger fingerprints ---------------------------------------------------------------------
@@ -282,6 +479,29 @@ class ShowdownCache:
         self._write(self._base / "taggers" / f"{tagger_key}.json", data)
 
 
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
 def model_fingerprint(files: Sequence[Path]) -> str:
     """One hash for a model's files (weights, tag list, ...): a change to any of them changes it."""
     return digest(*(f"{Path(path).name}={file_sha256(Path(path))}" for path in files))
+
+
+# -- the ``tagger-showdown cache`` command ---------------------------------------------------------
+
+#: pytest's configuration files: the plugin's default cache lives beside the one pytest reads.
+_ROOT_MARKERS: Final = ("pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg")
+
+
+def default_dir(start: Path) -> Path:
+    """The plugin's default cache folder seen from ``start``: ``.showdown_cache`` in the nearest
+    folder up from ``start`` holding a pytest configuration file (where pytest finds its ini file),
+    else in ``start`` (the folder pytest was started in)."""
+    for folder in (start, *start.parents):
+        if any((folder / name).is_file() for name in _ROOT_MARKERS):
+            return folder / DEFAULT_DIR_NAME
+    return start / DEFAULT_DIR_NAME

@@ -12,19 +12,22 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Final
 
-from . import compare, history, merge
+from tabulate import tabulate
+
+from . import cache, compare, history, merge
 from .dataset import fetch, info
 from .dataset.danbooru import DEFAULT_API_URL, MAX_PAGE_SIZE, Credentials, DanbooruClient, RetryPolicy
 from .dataset.store import Dataset, migrate_dataset
 from .errors import ShowdownError
-from .gate import baseline_failures, parse_baselines
+from .gate import baseline_verdicts
 from .outputs import write_outputs, write_summary
-from .settings import ShowdownSettings, parse_ratings
+from .settings import ShowdownSettings, parse_baselines, parse_ratings
 from .taggers import listing
 from .tags import RATINGS, TagCategory
 
@@ -75,7 +78,7 @@ def _tags(text: str) -> str:
 
 
 def _baseline(text: str) -> tuple[str, float]:
-    """The same rule as pytest's ``--showdown-baseline`` (:func:`gate.parse_baselines`)."""
+    """The same rule as pytest's ``--showdown-baseline`` (:func:`settings.parse_baselines`)."""
     try:
         return next(iter(parse_baselines([text]).items()))
     except (ValueError, StopIteration) as exc:
@@ -146,7 +149,17 @@ def _add_fetch(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--with-tag-relations",
         action="store_true",
-        help="also fetch the aliases and implications of the dataset's tags",
+        help="also fetch the aliases and implications of the dataset's tags, and Danbooru's related "
+        "tags of its most frequent tags (see --related-tags)",
+    )
+    parser.add_argument(
+        "--related-tags",
+        type=_bounded_int(0, fetch.MAX_RELATED_TAGS),
+        default=None,
+        metavar="N",
+        help="with --with-tag-relations: fetch the related tags of the dataset's N most frequent tags "
+        f"(0 to {fetch.MAX_RELATED_TAGS}, default {fetch.DEFAULT_RELATED_TAGS}); they make the "
+        "distance score's closeness",
     )
     parser.add_argument(
         "--timeout",
@@ -167,6 +180,8 @@ def _add_fetch(parser: argparse.ArgumentParser) -> None:
 def _fetch(args: argparse.Namespace) -> int:
     """0 when every rating is complete, 1 when some ran out of posts, 130 when interrupted."""
     logging.basicConfig(level=logging.WARNING, format="tagger-showdown: %(message)s")
+    if args.related_tags is not None and not args.with_tag_relations:
+        raise ShowdownError("--related-tags needs --with-tag-relations")
     options = fetch.FetchOptions(
         per_rating=args.per_rating,
         ratings=args.ratings,
@@ -176,6 +191,7 @@ def _fetch(args: argparse.Namespace) -> int:
         variant=args.variant,
         concurrency=args.concurrency,
         with_tag_relations=args.with_tag_relations,
+        related_tags=fetch.DEFAULT_RELATED_TAGS if args.related_tags is None else args.related_tags,
     )
     retry = RetryPolicy(max_time=args.max_retry_time, read_timeout=args.timeout)
     progress = fetch.make_progress(sys.stderr)
@@ -243,18 +259,74 @@ def _merge(args: argparse.Namespace) -> int:
     if any(path.resolve() in inputs for path in written):
         raise ShowdownError("merge never overwrites an input: choose another output path")
     analysis = merge.merge_runs([history.read_run(Path(run)) for run in args.runs])
-    paths = write_outputs(analysis, json_path=args.output, csv_path=args.csv, report_path=args.report)
-    failures = baseline_failures(analysis.summaries, dict(args.baseline))
+    paths, errors = write_outputs(analysis, json_path=args.output, csv_path=args.csv, report_path=args.report)
+    verdicts = baseline_verdicts(analysis.summaries, dict(args.baseline))
     scored = frozenset(TagCategory(name) for name in analysis.document.get("categories", ()))
     write_summary(
         lambda line="", **_: print(line),
         analysis,
         categories_label=ShowdownSettings(categories=scored).categories_label,
         gate=None,
-        baseline_failures=failures,
+        verdicts=[("baseline", failure) for failure in verdicts.values()],
         written=paths,
+        errors=errors,
     )
-    return 1 if failures else 0
+    return 1 if errors or any(verdicts.values()) else 0
+
+
+def _size(text: str) -> int:
+    try:
+        return cache.parse_size(text, "--max-size")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _format_usage(usage: Mapping[str, cache.KindUsage]) -> str:
+    """The ``cache info`` table: entries, size, size per entry and least recent use per kind."""
+    rows: list[list[object]] = []
+    for kind, item in usage.items():
+        oldest = time.strftime("%Y-%m-%d %H:%M", time.localtime(item.oldest_use)) if item.oldest_use else ""
+        per_entry = cache.format_size(item.bytes / item.entries) if item.entries else ""
+        rows.append([kind, item.entries, cache.format_size(item.bytes), per_entry, oldest])
+    total = sum(item.bytes for item in usage.values())
+    rows.append(["total", sum(item.entries for item in usage.values()), cache.format_size(total), "", ""])
+    return tabulate(rows, headers=["kind", "entries", "size", "per entry", "oldest use"], tablefmt="plain")
+
+
+def _add_cache(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=("info", "prune", "clear"), help="what to do")
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        metavar="PATH",
+        help=f"the cache folder (default: {cache.DEFAULT_DIR_NAME} beside pytest's ini file, as in pytest)",
+    )
+    parser.add_argument(
+        "--max-size",
+        type=_size,
+        metavar="SIZE",
+        help="prune: evict least recently used entries until the cache holds at most SIZE (10GB, 500MB)",
+    )
+
+
+def _cache(args: argparse.Namespace) -> int:
+    folder = args.dir or cache.default_dir(Path.cwd())
+    store = cache.ShowdownCache(folder, max_size=None)
+    if args.action == "info":
+        print(folder)
+        print(_format_usage(store.usage()))
+    elif args.action == "prune":
+        if args.max_size is None:
+            print("tagger-showdown: error: cache prune needs --max-size SIZE", file=sys.stderr)
+            return 2
+        outcome = store.prune(args.max_size)
+        print(
+            f"{folder}: {cache.format_size(outcome.before)} -> {cache.format_size(outcome.after)}, "
+            f"{outcome.deleted} entries evicted"
+        )
+    else:
+        print(f"{folder}: cleared {cache.format_size(store.clear())}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -346,6 +418,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     listing.add_arguments(taggers_command)
     taggers_command.set_defaults(handler=listing.run)
+
+    cache_command = commands.add_parser(
+        "cache", help="the prepared-input and prediction caches: info, prune --max-size SIZE, clear"
+    )
+    _add_cache(cache_command)
+    cache_command.set_defaults(handler=_cache)
     return parser
 
 

@@ -6,19 +6,28 @@ resampling the posts with replacement (seeded, so a comparison is reproducible) 
 and 97.5th percentiles of the resampled means. Pairing matters: posts differ far more from each
 other than two taggers differ on one post, and pairing removes that spread from the interval.
 
-The compare gate fails a tagger when BOTH hold:
+Each tagger is tested two-sided (H0: no change; the table claims gains as well as drops) with
+studentized bootstrap (bootstrap-t) p-values from the same resamples (:func:`_one_sided_p`), and
+the p-values of every compared tagger are adjusted by Holm's step-down method (Holm 1979), so that
+noise alone makes any claim (a DROP or a gain) in at most :data:`ALPHA` of runs, whatever the number
+of taggers, and fails a run in at most half of that. The compare gate fails a tagger when BOTH hold:
 
 - the change is a drop larger than the margin: ``change < -margin`` (practically significant), and
-- the interval's upper end is below zero: ``ci_high < 0`` (statistically significant).
+- its Holm-adjusted p-value is at most :data:`ALPHA` (statistically significant, family-wise).
 
-So noise alone (an interval around zero) never fails a run, and neither does a real but tiny drop.
+Power (normal approximation): with per-post difference SD ``sd`` over ``n`` posts, a drop of
+``(z(1 - a) + z(0.8)) * sd / sqrt(n)`` is detected with 80% power at the one-sided level
+``a = ALPHA / taggers / 2`` (Holm's first, strictest step), and ``((z(1 - a) + z(0.8)) * sd /
+margin)^2`` posts are needed to detect a drop of the margin.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from statistics import NormalDist
 from typing import Any, Final
 
 import numpy as np
@@ -26,11 +35,16 @@ import numpy.typing as npt
 from tabulate import tabulate
 
 from .columns import post_rows
+from .errors import ShowdownError
 from .tags import predicted_rating_tag
 
 DEFAULT_RESAMPLES: Final = 2000
 DEFAULT_MARGIN: Final = 0.02
 CONFIDENCE: Final = 0.95
+#: The family-wise error rate of the compare gate: noise alone fails at most this share of runs.
+ALPHA: Final = 0.05
+#: The power the "smallest detectable drop" is computed at.
+POWER: Final = 0.8
 #: The seed of every bootstrap (the date of the study), so the same two runs always compare the same.
 SEED: Final = 20230610
 #: Resampled indices generated at once, to bound memory on large runs.
@@ -39,14 +53,30 @@ _CHUNK_CELLS: Final = 1 << 22
 
 @dataclass(frozen=True)
 class Bootstrap:
-    """A mean change and its bootstrap confidence interval."""
+    """A mean change, its bootstrap confidence interval, the one-sided bootstrap p-value of "no
+    drop" and the SD of the per-post differences (for power)."""
 
     mean: float
     low: float
     high: float
+    p_drop: float = 1.0
+    p_gain: float = 1.0
+    sd: float = 0.0
+
+    @property
+    def p_value(self) -> float:
+        """Two-sided p-value of "no change": the table claims gains as well as drops."""
+        return min(1.0, 2 * min(self.p_drop, self.p_gain))
 
     def to_dict(self) -> dict[str, float]:
-        return {"mean": self.mean, "low": self.low, "high": self.high}
+        return {
+            "mean": self.mean,
+            "low": self.low,
+            "high": self.high,
+            "p_drop": self.p_drop,
+            "p_gain": self.p_gain,
+            "sd": self.sd,
+        }
 
 
 def paired_bootstrap(
@@ -64,14 +94,68 @@ def paired_bootstrap(
         raise ValueError("no pairs to compare")
     rng = np.random.default_rng(seed)
     means = np.empty(resamples, dtype=np.float64)
+    sds = np.empty(resamples, dtype=np.float64)
     chunk = max(1, _CHUNK_CELLS // count)
     for start in range(0, resamples, chunk):
         size = min(chunk, resamples - start)
-        picks = rng.integers(0, count, size=(size, count))
-        means[start : start + size] = differences[picks].mean(axis=1)
+        picks = differences[rng.integers(0, count, size=(size, count))]
+        means[start : start + size] = picks.mean(axis=1)
+        sds[start : start + size] = picks.std(axis=1, ddof=1) if count > 1 else 0.0
     tail = (1 - confidence) / 2
     low, high = np.quantile(means, [tail, 1 - tail])
-    return Bootstrap(float(differences.mean()), float(low), float(high))
+    mean = float(differences.mean())
+    sd = float(differences.std(ddof=1)) if count > 1 else 0.0
+    p_drop, p_gain = _one_sided_p(mean, sd, means, sds)
+    return Bootstrap(mean, float(low), float(high), p_drop, p_gain, sd)
+
+
+def _one_sided_p(
+    mean: float, sd: float, means: npt.NDArray[np.float64], sds: npt.NDArray[np.float64]
+) -> tuple[float, float]:
+    """One-sided p-values of "no drop" and "no gain" by the studentized (bootstrap-t) method: the
+    share of resampled ``t* = (mean* - mean) / sd*`` at or below (above) the observed
+    ``t = mean / sd`` (both over sqrt(n), which cancels). Unlike the share of resampled means on
+    the other side of 0, it carries the t distribution's heavier tails at a few dozen posts
+    (Efron & Tibshirani 1993, ch. 12 and 16)."""
+    resamples = means.size
+    floor = 1 / (1 + resamples)
+    if sd == 0:  # every post changed by the same amount: certain
+        return (floor if mean < 0 else 1.0), (floor if mean > 0 else 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        studentized = np.nan_to_num((means - mean) / sds, nan=0.0)
+    observed = mean / sd
+    below = int(np.count_nonzero(studentized <= observed))
+    above = int(np.count_nonzero(studentized >= observed))
+    return (1 + below) / (1 + resamples), (1 + above) / (1 + resamples)
+
+
+def holm_adjusted(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (Holm 1979), in the input's order: rejecting those at
+    most ``alpha`` keeps the family-wise error rate at ``alpha``."""
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    adjusted = [1.0] * len(p_values)
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (len(p_values) - rank) * p_values[index]))
+        adjusted[index] = running
+    return adjusted
+
+
+def _z_sum(alpha: float, power: float) -> float:
+    normal = NormalDist()
+    return normal.inv_cdf(1 - alpha) + normal.inv_cdf(power)
+
+
+def detectable_drop(sd: float, posts: int, alpha: float, power: float = POWER) -> float:
+    """The smallest drop a one-sided test at ``alpha`` detects with ``power`` (normal approximation)."""
+    return _z_sum(alpha, power) * sd / math.sqrt(posts)
+
+
+def posts_needed(sd: float, drop: float, alpha: float, power: float = POWER) -> int | None:
+    """Posts needed to detect ``drop`` with ``power`` at ``alpha``, from the per-post difference SD."""
+    if drop <= 0:
+        return None  # no number of posts detects a drop of 0
+    return max(2, math.ceil((_z_sum(alpha, power) * sd / drop) ** 2))
 
 
 @dataclass(frozen=True)
@@ -89,7 +173,7 @@ class TagChange:
 
 @dataclass(frozen=True)
 class TaggerComparison:
-    """One tagger across two runs, over the posts both scored."""
+    """One tagger across two runs, over the posts both scored (``unpaired``: scored in one only)."""
 
     tagger: str
     posts: int
@@ -98,10 +182,41 @@ class TaggerComparison:
     change: Bootstrap
     gained: tuple[TagChange, ...]
     lost: tuple[TagChange, ...]
+    unpaired: int = 0
+    #: Holm-adjusted two-sided p-value of "no change", over every tagger compared.
+    adjusted_p: float = 1.0
+    #: How many taggers were compared: the family Holm adjusts over.
+    family: int = 1
+    #: What differs between the runs for this tagger (thresholds, model, provider, ...).
+    differences: tuple[str, ...] = ()
 
     def regressed(self, margin: float) -> bool:
-        """The gate rule: a drop beyond ``margin`` whose confidence interval lies below zero."""
-        return self.change.mean < -margin and self.change.high < 0
+        """The gate rule: a drop beyond ``margin`` that is significant after Holm's adjustment."""
+        return self.change.mean < -margin and self.adjusted_p <= ALPHA
+
+    @property
+    def is_gain(self) -> bool:
+        """A gain significant after Holm's adjustment (the table's ``gain``)."""
+        return self.change.mean > 0 and self.adjusted_p <= ALPHA
+
+    @property
+    def level(self) -> float:
+        """The one-sided level a drop is tested at in Holm's first (strictest) step: Bonferroni's
+        ``ALPHA / taggers``, halved for the two sides."""
+        return ALPHA / self.family / 2
+
+    @property
+    def detectable(self) -> float:
+        """The smallest drop this comparison detects with 80% power at :attr:`level`."""
+        return detectable_drop(self.change.sd, self.posts, self.level)
+
+    def posts_for(self, margin: float) -> int | None:
+        """Posts needed to detect a drop of ``margin`` with 80% power at :attr:`level`."""
+        return posts_needed(self.change.sd, margin, self.level)
+
+    def underpowered(self, margin: float) -> bool:
+        """Whether the margin is below the smallest drop this run could detect."""
+        return margin < self.detectable
 
 
 @dataclass(frozen=True)
@@ -112,6 +227,38 @@ class RunComparison:
     only_before: tuple[str, ...]
     only_after: tuple[str, ...]
     no_common_posts: tuple[str, ...]
+
+
+#: What a tagger's entry of a results document records about how it ran; a difference is named.
+FACTS: Final = ("thresholds", "model_fingerprint", "provider", "package_version", "dataset_fingerprint")
+
+
+def check_comparable(document: Mapping[str, Any], categories: Sequence[str]) -> None:
+    """Raise ShowdownError when a run was scored over other tag categories than ``categories``: its
+    scores mean something else, and a comparison would report a change that is no change."""
+    theirs, ours = sorted(document.get("categories") or categories), sorted(categories)
+    if theirs != ours:
+        raise ShowdownError(
+            f"runs scored over different tag categories cannot be compared: the saved run scored "
+            f"{'+'.join(theirs)}, the other {'+'.join(ours)} (use the same --showdown-categories)"
+        )
+
+
+def _differences(before: Mapping[str, Any], after: Mapping[str, Any], tagger: str) -> tuple[str, ...]:
+    old = {**before, **(before.get("taggers", {}).get(tagger) or {})}
+    new = {**after, **(after.get("taggers", {}).get(tagger) or {})}
+    found = []
+    for fact in FACTS:
+        if old.get(fact) is not None and new.get(fact) is not None and old[fact] != new[fact]:
+            found.append(f"{fact.replace('_', ' ')} {_fact_text(old[fact])} -> {_fact_text(new[fact])}")
+    return tuple(found)
+
+
+def _fact_text(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return ",".join(f"{key}={value[key]}" for key in sorted(value))
+    text = str(value)
+    return text[:12] if len(text) == 64 else text  # a hash: its start is enough
 
 
 def _scored_posts(document: Mapping[str, Any]) -> dict[str, dict[int, Mapping[str, Any]]]:
@@ -156,6 +303,7 @@ def compare_runs(
     top: int = 5,
 ) -> RunComparison:
     """Compare two results documents (``--showdown-json`` or a saved run's ``tagger_showdown``)."""
+    check_comparable(before, after.get("categories") or before.get("categories") or ())
     old, new = _scored_posts(before), _scored_posts(after)
     compared: list[TaggerComparison] = []
     no_common: list[str] = []
@@ -178,10 +326,16 @@ def compare_runs(
                 change=paired_bootstrap(old_scores, new_scores, resamples=resamples, seed=seed),
                 gained=gained,
                 lost=lost,
+                unpaired=len(set(old[tagger]) ^ set(new[tagger])),
+                differences=_differences(before, after, tagger),
             )
         )
+    adjusted = holm_adjusted([c.change.p_value for c in compared])
+    family = len(compared)
     return RunComparison(
-        taggers=tuple(compared),
+        taggers=tuple(
+            replace(c, adjusted_p=p, family=family) for c, p in zip(compared, adjusted, strict=True)
+        ),
         only_before=tuple(sorted(set(old) - set(new))),
         only_after=tuple(sorted(set(new) - set(old))),
         no_common_posts=tuple(no_common),
@@ -192,13 +346,20 @@ def _tags_text(changes: Sequence[TagChange]) -> str:
     return ", ".join(f"{c.tag} ({c.change:+d})" for c in changes) or "-"
 
 
+def _power_text(c: TaggerComparison, margin: float) -> str:
+    needed = c.posts_for(margin)
+    posts = f"{needed} posts would detect the margin" if needed is not None else "no post count detects 0"
+    return f"detects drops of {c.detectable:.3f} or more with 80% power; {posts}"
+
+
 def regression_failures(comparison: RunComparison, margin: float, label: str) -> list[str]:
     """One message per tagger the gate fails: a significant drop beyond ``margin``, or no common post."""
     failures = [
         f"{c.tagger}: average score dropped by {-c.change.mean:.3f} against {label} "
-        f"({c.before:.3f} -> {c.after:.3f} over {c.posts} paired posts; 95% CI of the change "
-        f"[{c.change.low:+.3f}, {c.change.high:+.3f}] excludes 0; margin {margin:.3f}); "
+        f"({c.before:.3f} -> {c.after:.3f} over {c.posts} paired posts; p {c.change.p_value:.4f}, "
+        f"Holm-adjusted over {c.family} tagger(s) {c.adjusted_p:.4f} <= {ALPHA}; margin {margin:.3f}); "
         f"lost most: {_tags_text(c.lost)}"
+        + (f"; differs: {'; '.join(c.differences)}" if c.differences else "")
         for c in comparison.taggers
         if c.regressed(margin)
     ]
@@ -210,40 +371,70 @@ def regression_failures(comparison: RunComparison, margin: float, label: str) ->
     return failures
 
 
+def power_notes(comparison: RunComparison, margin: float) -> list[str]:
+    """One line per tagger whose margin is below the smallest drop this run can detect: its green
+    verdict says less than the margin promises."""
+    return [
+        f"{c.tagger}: margin {margin:.3f} is below what this run can detect: {_power_text(c, margin)}"
+        for c in comparison.taggers
+        if c.underpowered(margin) and not c.regressed(margin)
+    ]
+
+
 #: Columns of :func:`comparison_rows`, shared by the terminal and the HTML report.
 COMPARISON_HEADERS = (
     "tagger",
-    "posts",
+    "paired posts",
     "before",
     "after",
     "change",
     "95% CI",
+    "Holm p",
+    "detectable (80%)",
+    "posts for margin",
     "verdict",
+    "differs",
     "gained most",
     "lost most",
 )
 
 
+def _verdict(c: TaggerComparison, margin: float) -> str:
+    if c.regressed(margin):
+        return "DROP"
+    verdict = "gain" if c.is_gain else "~"
+    return f"{verdict} (underpowered)" if c.underpowered(margin) else verdict
+
+
 def comparison_rows(comparison: RunComparison, margin: float) -> list[tuple[str, ...]]:
-    """One row per tagger: averages, the change with its interval, the verdict and the tags that moved."""
-    return [
-        (
-            c.tagger,
-            str(c.posts),
-            f"{c.before:.3f}",
-            f"{c.after:.3f}",
-            f"{c.change.mean:+.3f}",
-            f"[{c.change.low:+.3f}, {c.change.high:+.3f}]",
-            "DROP" if c.regressed(margin) else ("gain" if c.change.low > 0 else "~"),
-            _tags_text(c.gained),
-            _tags_text(c.lost),
+    """One row per tagger: averages, the change with its interval and Holm-adjusted p-value, what
+    the run could detect, the verdict, what differs between the runs and the tags that moved."""
+    rows: list[tuple[str, ...]] = []
+    for c in comparison.taggers:
+        needed = c.posts_for(margin)
+        rows.append(
+            (
+                c.tagger,
+                f"{c.posts}" + (f" ({c.unpaired} unpaired)" if c.unpaired else ""),
+                f"{c.before:.3f}",
+                f"{c.after:.3f}",
+                f"{c.change.mean:+.3f}",
+                f"[{c.change.low:+.3f}, {c.change.high:+.3f}]",
+                f"{c.adjusted_p:.4f}",
+                f"{c.detectable:.3f}",
+                "-" if needed is None else str(needed),
+                _verdict(c, margin),
+                "; ".join(c.differences) or "-",
+                _tags_text(c.gained),
+                _tags_text(c.lost),
+            )
         )
-        for c in comparison.taggers
-    ]
+    return rows
 
 
 def format_comparison(comparison: RunComparison, margin: float) -> str:
-    """A table of changes (one row per tagger) followed by the taggers not compared."""
+    """A table of changes (one row per tagger) followed by the taggers not compared and the power
+    notes."""
     rows = comparison_rows(comparison, margin)
     headers = COMPARISON_HEADERS
     lines = [tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)] if rows else []
@@ -254,17 +445,28 @@ def format_comparison(comparison: RunComparison, margin: float) -> str:
     ):
         if names:
             lines.append(f"{title}: {', '.join(names)}")
+    lines += [f"note: {note}" for note in power_notes(comparison, margin)]
     return "\n".join(lines) if lines else "no tagger to compare"
 
 
 @dataclass(frozen=True)
 class CompareGate:
-    """The outcome of ``--showdown-compare``: the comparison and the failures it gates on."""
+    """The outcome of ``--showdown-compare``: the comparison, the failures it gates on, and per
+    gated tagger its verdict (None: passed, else the failure)."""
 
     label: str
     margin: float
     comparison: RunComparison
     failures: tuple[str, ...]
+
+    @property
+    def verdicts(self) -> dict[str, str | None]:
+        """Every compared tagger (and every one without a common post) with its failure or None."""
+        names = [c.tagger for c in self.comparison.taggers] + list(self.comparison.no_common_posts)
+        return {
+            name: next((f for f in self.failures if f.startswith(f"{name}: ")), None)
+            for name in sorted(names)
+        }
 
 
 def gate_against(

@@ -27,6 +27,8 @@ Models load lazily, on the first cache miss, so a rerun served from the cache ne
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import queue
 import threading
@@ -47,8 +49,10 @@ from .errors import ShowdownError, TaggerLoadError, TaggerRunError
 from .pool import TaggerPool
 from .prediction import Prediction
 from .results import PostResult, post_result
-from .taggers.base import Tagger, Vocabulary
+from .taggers.base import Tagger
+from .taggers.wd14 import OutputLayout
 from .tags import TagCategory
+from .vocabulary import Vocabulary
 
 T = TypeVar("T")
 
@@ -117,6 +121,8 @@ class _Done:
 class _Failed:
     error: str
     preprocess_s: float | None = None
+    #: The tagger could not load: one cause for all its posts (see :meth:`Engine.load_failure`).
+    load: bool = False
 
 
 _Outcome = _Prepared | _Done | _Failed
@@ -125,11 +131,14 @@ _Outcome = _Prepared | _Done | _Failed
 @dataclass(frozen=True)
 class _Identity:
     """What a tagger's cache keys are made of (its model files' hash and how it prepares images),
-    and its tag list, which dataset metrics need beside cached probabilities."""
+    and its tag list, which dataset metrics need beside cached probabilities. ``layout`` is set
+    when the tagger decides its tags from a probability row with :class:`OutputLayout` (WD14,
+    DeepDanbooru): only then are its predictions cached, as rows, and decided after reading."""
 
     model: str
     preprocessing: str
     vocabulary: Vocabulary | None
+    layout: OutputLayout | None = None
 
 
 class _Slot:
@@ -197,7 +206,8 @@ class _Slot:
             try:
                 names, categories = known["vocabulary"] or ((), ())
                 vocabulary = Vocabulary(tuple(map(str, names)), tuple(map(int, categories)))
-                return _Identity(str(known["model"]), str(known["preprocessing"]), vocabulary or None)
+                layout = OutputLayout(vocabulary) if known["rows"] and vocabulary else None
+                return _Identity(str(known["model"]), str(known["preprocessing"]), vocabulary or None, layout)
             except (KeyError, TypeError, ValueError):
                 pass  # a record of another shape: recompute it
         folder = Path(spec.source).expanduser()
@@ -217,6 +227,7 @@ class _Slot:
                 tagger.size,
             ),
             vocabulary=tagger.vocabulary,
+            layout=OutputLayout(tagger.vocabulary) if tagger.row_tags and tagger.vocabulary else None,
         )
         tags = identity.vocabulary
         cache.remember_fingerprint(
@@ -226,6 +237,7 @@ class _Slot:
                 "model": identity.model,
                 "preprocessing": identity.preprocessing,
                 "vocabulary": [tags.names, tags.categories] if tags else None,
+                "rows": identity.layout is not None,
             },
         )
         return identity
@@ -325,6 +337,8 @@ class Engine:
         self._threads: list[threading.Thread] = []
         self._main_dataset: Dataset | None = None
         self._aliases: dict[str, str] | None = None
+        #: Taggers whose load failure an item has already reported in full.
+        self._load_reported: set[str] = set()
         # Loads run on a thread started here, at this thread's priority: onnxruntime's own threads
         # inherit the priority of the thread that creates the session.
         self._loader = ThreadPoolExecutor(1, thread_name_prefix="showdown-load")
@@ -438,12 +452,12 @@ class Engine:
             key = input_key = None
             md5 = dataset.image_md5(post.id) if identity is not None else None
             if identity is not None and md5 is not None and self.cache is not None:
-                key = digest(
-                    CACHE_VERSION, identity.model, identity.preprocessing, repr(slot.spec.thresholds), md5
-                )
-                hit = self.cache.get_prediction(key)
-                if hit is not None:
-                    return _Done(hit.prediction, hit.preprocess_s, hit.inference_s, cached=True)
+                if identity.layout is not None:  # keyed without cut-offs: decided after reading
+                    key = digest(CACHE_VERSION, identity.model, identity.preprocessing, md5)
+                    hit = self.cache.get_prediction(key)
+                    if hit is not None:
+                        prediction = identity.layout.prediction(hit.probabilities, slot.spec.thresholds)
+                        return _Done(prediction, hit.preprocess_s, hit.inference_s, cached=True)
                 input_key = digest(CACHE_VERSION, identity.preprocessing, md5)
                 prepared = self.cache.get_input(input_key)
                 if prepared is not None:
@@ -455,7 +469,9 @@ class Engine:
             # CPU time, not wall time: a decode slowed down by sharing the CPU with inference would
             # otherwise be counted twice in the image's runtime.
             preprocess_s = time.thread_time() - began
-        except ShowdownError as exc:  # a bad image, a tagger that cannot load: this post fails
+        except TaggerLoadError as exc:
+            return _Failed(str(exc), load=True)
+        except ShowdownError as exc:  # a bad image: this post fails
             return _Failed(f"{post.label}: {exc}")
         if input_key is not None and self.cache is not None and isinstance(value, np.ndarray):
             self.cache.put_input(input_key, value, preprocess_s)
@@ -481,6 +497,9 @@ class Engine:
         elapsed = 0.0
         try:
             tagger = slot.tagger()
+        except TaggerLoadError as exc:
+            return [_Failed(str(exc), prepared.preprocess_s, load=True) for _, prepared in batch]
+        try:
 
             def infer() -> list[Prediction]:
                 nonlocal elapsed
@@ -498,9 +517,22 @@ class Engine:
             return [_Failed(f"{post.label}: {exc}", prepared.preprocess_s) for post, prepared in batch]
         share = elapsed / len(batch)
         results: list[_Done | _Failed] = []
-        for (_, prepared), prediction in zip(batch, predictions, strict=True):
-            if prepared.key is not None and self.cache is not None:
-                self.cache.put_prediction(prepared.key, prediction, prepared.preprocess_s, share)
+        for (post, prepared), prediction in zip(batch, predictions, strict=True):
+            if prediction.non_finite:
+                columns = ", ".join(prediction.non_finite[:10])
+                more = len(prediction.non_finite) - 10
+                results.append(
+                    _Failed(
+                        f"{post.label}: tagger {slot.name} output NaN or infinity in "
+                        f"{len(prediction.non_finite)} column(s): {columns}"
+                        + (f" and {more} more" if more > 0 else ""),
+                        prepared.preprocess_s,
+                    )
+                )
+                continue
+            row = prediction.probabilities
+            if prepared.key is not None and self.cache is not None and row is not None:
+                self.cache.put_prediction(prepared.key, row, prepared.preprocess_s, share)
             results.append(_Done(prediction, prepared.preprocess_s, share, cached=False))
         return results
 
@@ -550,6 +582,41 @@ class Engine:
             outcome = first
         return self._result(slot, post, outcome, categories, aliases)
 
+    def load_failure(self, name: str, reason: str) -> str:
+        """What an item of a tagger that cannot load says: the first one in this process the full
+        reason, every later one a reference to it (one cause, one explanation; the load is not
+        retried either: the slot keeps the error)."""
+        if name in self._load_reported:
+            return f"{name} could not be loaded (see above)"
+        self._load_reported.add(name)
+        return reason
+
+    def facts(self, name: str) -> dict[str, Any]:
+        """How a tagger of this engine ran, for telling runs apart: its effective thresholds, its
+        backend, source and revision, its model fingerprint (the cache's, else the model files'
+        hash when loaded) and its first execution provider (None when never loaded: every
+        prediction came from the cache)."""
+        slot = self._slot(name)
+        spec = slot.spec
+        identity = None
+        with contextlib.suppress(ShowdownError):  # a tagger that cannot load: its posts say why
+            identity = slot.identity()
+        fingerprint = identity.model if identity is not None else None
+        provider = None
+        if slot.is_loaded:
+            loaded = slot.tagger()
+            provider = loaded.providers[0] if loaded.providers else None
+            if fingerprint is None and loaded.model_files:
+                fingerprint = model_fingerprint([Path(path) for path in loaded.model_files])
+        return {
+            "thresholds": dataclasses.asdict(spec.thresholds),
+            "backend": spec.backend,
+            "source": spec.source,
+            "revision": spec.revision,
+            "model_fingerprint": fingerprint,
+            "provider": provider,
+        }
+
     def aliases(self) -> Mapping[str, str]:
         """The dataset's tag aliases, old name -> current name (empty unless fetched with
         ``--with-tag-relations``); read once."""
@@ -573,8 +640,9 @@ class Engine:
         if isinstance(outcome, _Prepared):
             raise AssertionError("a prepared input reached scoring without inference")
         if isinstance(outcome, _Failed):
+            error = self.load_failure(slot.name, outcome.error) if outcome.load else outcome.error
             return post_result(
-                slot.name, post, categories, None, error=outcome.error, preprocess_s=outcome.preprocess_s
+                slot.name, post, categories, None, error=error, preprocess_s=outcome.preprocess_s
             )
         return post_result(
             slot.name,

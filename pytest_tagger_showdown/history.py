@@ -5,6 +5,12 @@ the plugin adds its results document under the key :data:`DOCUMENT_KEY` (pytest-
 ``pytest_benchmark_update_json`` hook), so timings and scores of a run live in one file. Under
 pytest-xdist pytest-benchmark saves nothing, so a ``--showdown-json`` file works as a run too.
 
+Every run asked to be saved is saved with its showdown results: when pytest-benchmark saves nothing
+(it saves only runs with timed benchmarks: not one whose predictions all came from the cache, nor
+one under pytest-xdist, where it is disabled), :func:`save_run` saves it through pytest-benchmark's
+own hooks and storage, so the file, its name (``NNNN_<name>.json``) and its fields are the ones
+pytest-benchmark would have written.
+
 A run is named on the command line by a file path, by a saved run's number or name prefix
 (``0003``, ``0003_mybranch``) or by ``latest`` (the newest saved run with showdown results).
 """
@@ -77,6 +83,27 @@ def save_in_benchmark(output_json: dict[str, Any], document: Mapping[str, Any]) 
     }
 
 
+def save_run(benchmark_session: Any, config: Any) -> Path:
+    """Save a run that pytest-benchmark would not, as pytest-benchmark's ``handle_saving`` does:
+    machine and commit info and the JSON from its hooks (``pytest_benchmark_update_json`` adds the
+    showdown's document), stored by its storage under the next number and the ``--benchmark-save``
+    or ``--benchmark-autosave`` name. ``benchmark_session`` is pytest-benchmark's session object
+    (``config._benchmarksession``); returns the file written."""
+    hook = config.hook
+    name = benchmark_session.save or benchmark_session.autosave
+    machine_info = benchmark_session.get_machine_info()
+    commit_info = hook.pytest_benchmark_generate_commit_info(config=config)
+    hook.pytest_benchmark_update_commit_info(config=config, commit_info=commit_info)
+    output_json = hook.pytest_benchmark_generate_json(
+        config=config, benchmarks=[], include_data=False, machine_info=machine_info, commit_info=commit_info
+    )
+    hook.pytest_benchmark_update_json(config=config, benchmarks=[], output_json=output_json)
+    storage = benchmark_session.storage
+    path: Path = storage.get(f"{storage._next_num}_{name}.json")
+    storage.save(output_json, name)
+    return path
+
+
 def storage_path(option: str | None) -> Path:
     """pytest-benchmark's ``--benchmark-storage`` value (``file://PATH`` or ``PATH``) as a path."""
     if not option:
@@ -119,7 +146,7 @@ def read_run(path: Path) -> SavedRun:
     if "benchmarks" in data:
         raise ShowdownError(
             f"{path} was saved without tagger-showdown results (run pytest --tagger NAME "
-            "with --benchmark-save or --benchmark-autosave, without -n)"
+            "with --benchmark-save or --benchmark-autosave)"
         )
     raise ShowdownError(f"{path} is neither a saved benchmark run nor a --showdown-json file")
 
@@ -140,7 +167,8 @@ def saved_runs(storage: Path) -> list[SavedRun]:
 
 
 def find_run(spec: str, storage: Path = DEFAULT_STORAGE) -> SavedRun:
-    """The run ``spec`` names: a file, ``latest``, or a saved run's number/name prefix in ``storage``."""
+    """The run ``spec`` names: a file, ``latest``, a saved run's number (``1`` or ``0001``) or a
+    prefix of its name in ``storage``; raises ShowdownError naming the saved runs when none matches."""
     candidate = Path(spec)
     if candidate.is_file():
         return read_run(candidate)
@@ -149,7 +177,9 @@ def find_run(spec: str, storage: Path = DEFAULT_STORAGE) -> SavedRun:
         if not runs:
             raise ShowdownError(f"no saved run with showdown results in {storage}")
         return runs[-1]
-    matches = [p for p in _saved_files(storage) if p.name.startswith(spec)]
+    # A bare number is pytest-benchmark's run number, which it writes with four digits (1 -> 0001_).
+    prefix = f"{int(spec):04d}_" if spec.isdigit() else spec
+    matches = [p for p in _saved_files(storage) if p.name.startswith(prefix)]
     if len(matches) > 1:
         here = [p for p in matches if p.parent.name == machine_id()]
         matches = here if len(here) == 1 else matches

@@ -17,12 +17,24 @@ from .analysis import RunAnalysis, assemble_run
 from .columns import post_rows
 from .errors import ShowdownError
 from .history import SavedRun
-from .outputs import probabilities_path
-from .probabilities import load_stores, merge_stores
+from .probabilities import load_stores, merge_stores, probabilities_path
 from .results import PostResult
+from .tag_distance import Cooccurrence
 
 #: Document fields every shard of one run shares; a difference means they are not one run.
-SHARED: Final = ("dataset", "categories", "thresholds")
+SHARED: Final = ("dataset", "categories", "thresholds", "dataset_fingerprint")
+#: What the merged run keeps of the first shard's document and of its taggers' entries: how the run
+#: ran (the facts :mod:`pytest_tagger_showdown.compare` tells runs apart by), not what it scored.
+RUN_FACTS: Final = ("dataset_fingerprint", "package_version")
+TAGGER_FACTS: Final = (
+    "thresholds",
+    "backend",
+    "source",
+    "revision",
+    "model_fingerprint",
+    "provider",
+    "categories",
+)
 
 
 def _shard(run: SavedRun) -> tuple[int, int]:
@@ -91,7 +103,15 @@ def merge_runs(runs: Sequence[SavedRun]) -> RunAnalysis:
         dataset=str(first.get("dataset")),
         categories=list(first.get("categories", ())),
         aliases={"applied": aliases.get("applied", False), "count": aliases.get("count", 0)},
-        run_info={
+        distance_source=str(first.get("distance_source", Cooccurrence.source)),
+        selected=sorted(first.get("taggers", {})),
+        facts={
+            name: {fact: entry[fact] for fact in TAGGER_FACTS if fact in entry}
+            for name, entry in first.get("taggers", {}).items()
+        },
+        extra={
+            **{name: first[name] for name in RUN_FACTS if name in first},
+            "interrupted": any(run.document.get("interrupted") for run in runs),
             "shard": None,
             "thresholds": first.get("thresholds"),
             "merged_from": [str(r.path) for r in runs],

@@ -417,7 +417,8 @@ class TaggerMetrics:
 def evaluate_store(store: ProbabilityStore) -> TaggerMetrics:
     """Every metric of a tagger's stored run, sliced by the posts' ratings and the tags' categories."""
     ratings = np.asarray(store.ratings)
-    categories = np.asarray(store.categories)
+    vocabulary = store.vocabulary
+    categories = np.asarray(vocabulary.labels)
     present = set(store.ratings)
     by_rating = {
         rating: evaluate(*(take(m, rows=np.flatnonzero(ratings == rating)) for m in store.matrices))
@@ -425,18 +426,18 @@ def evaluate_store(store: ProbabilityStore) -> TaggerMetrics:
     }
     by_category = {
         category: evaluate(*(take(m, columns=np.flatnonzero(categories == category)) for m in store.matrices))
-        for category in sorted(set(store.categories))
+        for category in sorted(set(vocabulary.labels))
     }
     ap = average_precision(store.truth, store.scores)
     return TaggerMetrics(
         tagger=store.tagger,
         source=store.source,
         floor=store.floor,
-        vocabulary=len(store.names),
+        vocabulary=len(vocabulary),
         truth_outside_vocabulary=store.truth_outside,
         overall=evaluate(*store.matrices, ap=ap),
         by_rating=by_rating,
         by_category=by_category,
-        average_precision={store.names[i]: float(ap[i]) for i in np.flatnonzero(~np.isnan(ap)).tolist()},
+        average_precision={vocabulary.names[i]: float(ap[i]) for i in np.flatnonzero(~np.isnan(ap)).tolist()},
         sweep=threshold_sweep(store.truth, store.scores),
     )

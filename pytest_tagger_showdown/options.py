@@ -61,8 +61,15 @@ OPTIONS: Final[tuple[tuple[str, str, dict[str, Any]], ...]] = (
     ),
     (
         "--showdown-cache-dir",
-        f"where the prepared-input and prediction caches live (default: {DEFAULT_DIR_NAME} in the rootdir)",
+        f"where the prepared-input and prediction caches live (default: {DEFAULT_DIR_NAME} beside the "
+        "ini file, else in the current folder)",
         {"metavar": "PATH"},
+    ),
+    (
+        "--showdown-cache-max-size",
+        "size limit of the caches, e.g. 10GB, 500MB or bytes; least recently used entries are "
+        "evicted beyond it (default 10GB)",
+        {"metavar": "SIZE"},
     ),
     (
         "--showdown-report",
@@ -140,6 +147,7 @@ def read_settings(config: pytest.Config) -> ShowdownSettings:
         shard=_text_value(config, "showdown_shard"),
         gpus=_text_value(config, "showdown_gpus"),
         cache_dir=_cache_dir(config),
+        cache_max_size=_text_value(config, "showdown_cache_max_size"),
     )
 
 
@@ -151,8 +159,15 @@ def _path_value(config: pytest.Config, name: str) -> Path | None:
     ini_value = config.getini(name)
     if not ini_value:
         return None
-    base = config.inipath.parent if config.inipath else config.rootpath
-    return base / str(ini_value)
+    return _base(config) / str(ini_value)
+
+
+def _base(config: pytest.Config) -> Path:
+    """What relative ini paths and the default cache are relative to: the ini file's folder, else
+    the invocation folder. Never pytest's rootdir guess: before this plugin's options are known,
+    pytest takes the value of ``--showdown-db ../x.db`` (space-separated) for a test path, and a
+    rootdir guessed from it would move the cache out of the project."""
+    return config.inipath.parent if config.inipath else config.invocation_params.dir
 
 
 def _text_value(config: pytest.Config, name: str) -> str | None:
@@ -167,4 +182,4 @@ def _lines_value(config: pytest.Config, name: str) -> list[str]:
 def _cache_dir(config: pytest.Config) -> Path | None:
     if config.getoption("showdown_no_cache") or config.getini("showdown_no_cache"):
         return None
-    return _path_value(config, "showdown_cache_dir") or config.rootpath / DEFAULT_DIR_NAME
+    return _path_value(config, "showdown_cache_dir") or _base(config) / DEFAULT_DIR_NAME

@@ -10,20 +10,18 @@ from pathlib import Path
 
 from .analysis import RunAnalysis
 from .compare import CompareGate, format_comparison
-from .probabilities import save_stores
+from .errors import ShowdownError
+from .probabilities import probabilities_path, save_stores
 from .report.csv_export import write_csv
 from .report.html import report_for
 from .report.metrics_table import format_metrics
+from .report.runtime_table import format_runtimes
 from .report.table import format_table
 from .results import write_results
+from .tag_distance import SOURCES
 
 #: Writes one line of the terminal summary (pytest's ``TerminalReporter.write_line`` fits).
 LineWriter = Callable[..., None]
-
-
-def probabilities_path(json_path: Path) -> Path:
-    """Where the probability store of a ``--showdown-json`` file goes: ``NAME.probabilities.npz``."""
-    return json_path.with_name(f"{json_path.stem}.probabilities.npz")
 
 
 def write_outputs(
@@ -35,21 +33,37 @@ def write_outputs(
     images: Callable[[int], bytes] | None = None,
     gate: CompareGate | None = None,
     subtitle: str = "",
-) -> list[Path]:
-    """Write the files asked for; returns their paths. The JSON brings its probability store along."""
-    written: list[Path] = []
+) -> tuple[list[Path], list[str]]:
+    """Write the files asked for; returns the paths written and, per file that could not be written,
+    a line naming it and the error (the others are still written). The JSON brings its probability
+    store along."""
+    comparison = None if gate is None else (gate.comparison, gate.margin, gate.label)
+    jobs: list[tuple[Path, Callable[[Path], object]]] = []
     if json_path is not None:
-        write_results(json_path, analysis.document)
-        save_stores(probabilities_path(json_path), analysis.stores)
-        written += [json_path, probabilities_path(json_path)]
+        jobs.append((json_path, lambda path: write_results(path, analysis.document)))
+        jobs.append((probabilities_path(json_path), lambda path: save_stores(path, analysis.stores)))
     if csv_path is not None:
-        write_csv(csv_path, analysis.results, analysis.distance_scores)
-        written.append(csv_path)
+        jobs.append((csv_path, lambda path: write_csv(path, analysis.results, analysis.distance_scores)))
     if report_path is not None:
-        comparison = None if gate is None else (gate.comparison, gate.margin, gate.label)
-        report_for(analysis, report_path, images=images, comparison=comparison, subtitle=subtitle)
-        written.append(report_path)
-    return written
+        jobs.append(
+            (
+                report_path,
+                lambda path: report_for(
+                    analysis, path, images=images, comparison=comparison, subtitle=subtitle
+                ),
+            )
+        )
+    written: list[Path] = []
+    errors: list[str] = []
+    for path, write in jobs:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write(path)
+        except (OSError, ShowdownError) as exc:
+            errors.append(f"cannot write {path}: {exc}")
+        else:
+            written.append(path)
+    return written, errors
 
 
 def write_summary(
@@ -57,23 +71,34 @@ def write_summary(
     analysis: RunAnalysis,
     *,
     categories_label: str,
+    provider: str | None = None,
     gate: CompareGate | None,
-    baseline_failures: Sequence[str],
+    verdicts: Sequence[tuple[str, str | None]],
     written: Sequence[Path],
+    errors: Sequence[str] = (),
 ) -> None:
-    """The terminal summary: the table, the dataset metrics, the comparison, the files written and
-    the gates' failures (in red)."""
-    write_line(f"scored over {categories_label}")
+    """The terminal summary: the table, the runtimes, the dataset metrics, the comparison, the files
+    written, the files that could not be written and the gates' failures (in red). One row per tagger
+    each, whatever the dataset's size."""
+    on = f"; ONNX taggers on {provider}" if provider else ""
+    write_line(f"scored over {categories_label}{on}")
     write_line(format_table(analysis.summaries))
+    write_line("runtime per image (seconds: preprocessing + inference):")
+    write_line(format_runtimes(analysis.summaries, analysis.results))
     if analysis.metrics:
         write_line("dataset metrics (over each tagger's vocabulary):")
         write_line(format_metrics(analysis))
+        write_line(f"distance score: {SOURCES[analysis.distance_source]}")
     if gate is not None:
-        write_line(f"compared with {gate.label} (paired bootstrap, 95% CI):")
+        write_line(
+            f"compared with {gate.label} (paired bootstrap, 95% CI; Holm over {len(gate.comparison.taggers)} "
+            "tagger(s), family-wise 5%):"
+        )
         write_line(format_comparison(gate.comparison, gate.margin))
     for path in written:
         write_line(f"written: {path}")
-    for failure in baseline_failures:
-        write_line(f"FAIL baseline: {failure}", red=True, bold=True)
-    for failure in gate.failures if gate is not None else ():
-        write_line(f"FAIL compare: {failure}", red=True, bold=True)
+    for error in errors:
+        write_line(f"FAIL output: {error}", red=True, bold=True)
+    for kind, failure in verdicts:
+        if failure is not None:
+            write_line(f"FAIL {kind}: {failure}", red=True, bold=True)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from . import hookspecs
+from . import benchmarking, hookspecs
 from .errors import ShowdownError
 from .options import add_options
 from .recorder import ShowdownRecorder
@@ -39,12 +39,17 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         config.stash[SESSION].close()
 
 
-def pytest_report_header(config: pytest.Config) -> str | None:
+def pytest_report_header(config: pytest.Config) -> list[str]:
     return config.stash[SESSION].header()
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.config.stash[SESSION].parametrize(metafunc)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection(session: pytest.Session) -> None:
+    session.config.stash[SESSION].take_node_ids(session.config.args)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -54,6 +59,7 @@ def pytest_collection_modifyitems(
     from . import suite  # the built-in showdown is a test module: pytest imports it when collecting
 
     config.stash[SESSION].add_showdown(session, items, Path(suite.__file__))
+    benchmarking.declare(config, items)
 
 
 @pytest.fixture
@@ -69,9 +75,11 @@ def tagger(request: pytest.FixtureRequest) -> Tagger:
 
 
 @pytest.fixture
-def showdown(request: pytest.FixtureRequest) -> ShowdownRecorder:
+def showdown(request: pytest.FixtureRequest) -> Generator[ShowdownRecorder]:
     """Records a (post, tagger) result: ``showdown.run(post, tagger)`` returns the scored result."""
-    return ShowdownRecorder(request, request.config.stash[SESSION])
+    recorder = ShowdownRecorder(request, request.config.stash[SESSION])
+    yield recorder
+    recorder.finish()
 
 
 class SessionHooks:
@@ -102,20 +110,34 @@ class SessionHooks:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
-        """Plan the whole run; after the loop (and every xdist worker) apply the gates: a failure
-        adds to ``testsfailed``, which gives exit code 1 and keeps the terminal summary."""
-        if not self.session.is_worker and not session.config.option.collectonly:
+        """Plan the whole run; after the loop (and every xdist worker) apply the gates, each gated
+        tagger reported as a test case (a failure gives exit code 1 and shows in JUnit XML). A
+        Ctrl-C raises out of the ``yield``: nothing is gated."""
+        collecting = session.config.option.collectonly
+        if not self.session.is_worker and not collecting:
             self.session.plan(session.items)
         outcome = yield
-        session.testsfailed += self.session.gate()
+        if not collecting:
+            self.session.gate(session)
         return outcome
+
+    @pytest.hookimpl(wrapper=True, optionalhook=True)
+    def pytest_benchmark_group_stats(
+        self, config: pytest.Config
+    ) -> Generator[None, benchmarking.Groups, benchmarking.Groups]:
+        """pytest-benchmark's terminal table: one row per tagger (``--benchmark-verbose``: per item)."""
+        groups = yield
+        return benchmarking.collapsed(config, groups)
+
+    def pytest_keyboard_interrupt(self) -> None:
+        self.session.interrupt()
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_benchmark_update_json(self, output_json: dict[str, Any]) -> None:
         self.session.save_in_benchmark(output_json)
 
-    def pytest_sessionfinish(self) -> None:
-        self.session.write_files()
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        self.session.finish(session)
 
     @pytest.hookimpl(trylast=True)
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:

@@ -19,11 +19,9 @@ At the end of a run the controller turns rows and results into one :class:`Proba
 from __future__ import annotations
 
 import base64
-import functools
-import hashlib
 import json
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -35,7 +33,8 @@ from .errors import ShowdownError
 from .results import PostResult
 from .sparse import SparseRows
 from .taggers.base import Tagger
-from .tags import DANBOORU_CATEGORY_IDS, RATING_MATCHES, SAFE, normalize_rating, normalize_tag, rating_tag
+from .tags import RATING_MATCHES, SAFE, TagCategory, rating_tag
+from .vocabulary import RATING_LABEL, Vocabulary
 
 #: The user_properties key a probability row travels under.
 ROW_PROPERTY: Final = "tagger_showdown_probabilities"
@@ -43,14 +42,13 @@ ROW_PROPERTY: Final = "tagger_showdown_probabilities"
 FLOOR: Final = 0.01
 STORE_FORMAT: Final = 1
 
-#: ``selected_tags.csv`` categories: Danbooru's, plus 9 for the rating rows.
-_MODEL_CATEGORIES: Final[dict[int, str]] = {
-    9: "rating",
-    **{number: category.value for number, category in DANBOORU_CATEGORY_IDS.items()},
-}
-
 SOURCE_PROBABILITIES: Final = "probabilities"
 SOURCE_KEPT_TAGS: Final = "kept tags"
+
+
+def probabilities_path(json_path: Path) -> Path:
+    """Where the probability store of a ``--showdown-json`` file goes: ``NAME.probabilities.npz``."""
+    return json_path.with_name(f"{json_path.stem}.probabilities.npz")
 
 
 def _b64(array: npt.NDArray[Any]) -> str:
@@ -61,59 +59,48 @@ def _unb64(text: str, dtype: str) -> npt.NDArray[Any]:
     return np.frombuffer(base64.b64decode(text), dtype=np.dtype(dtype))
 
 
-def _index_dtype(size: int) -> str:
+def index_dtype(size: int) -> str:
     return "<u2" if size <= 1 << 16 else "<u4"
 
 
-@dataclass(frozen=True)
-class TagVocabulary:
-    """A tagger's output columns as the ground truth spells them: ratings become ``rating:g``..."""
+def compact_row(
+    probabilities: npt.ArrayLike, floor: float = FLOOR
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float16]]:
+    """The compact form of a probability row ``[T]``: the columns at or above ``floor`` and their
+    values in float16 (``<f2``). What the dataset metrics and the prediction cache keep."""
+    row = np.asarray(probabilities, dtype=np.float32).ravel()
+    columns = np.flatnonzero(row >= floor)
+    return columns, row[columns].astype("<f2")
 
-    names: tuple[str, ...]
-    categories: tuple[str, ...]
-    index: Mapping[str, int] = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        if len(self.names) != len(self.categories):
-            raise ValueError("a vocabulary needs one category per name")
-        index: dict[str, int] = {}
-        for position, name in enumerate(self.names):
-            index.setdefault(name, position)
-        object.__setattr__(self, "index", index)
+def expand_row(size: int, columns: npt.NDArray[Any], values: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
+    """A dense float32 row ``[size]`` from its compact form; the columns left out read as 0.
 
-    @classmethod
-    def from_model(cls, names: Sequence[str], categories: Sequence[int]) -> TagVocabulary:
-        """From a model's tag list (``selected_tags.csv`` names and numeric categories)."""
-        keys: list[str] = []
-        labels: list[str] = []
-        for name, number in zip(names, categories, strict=True):
-            label = _MODEL_CATEGORIES.get(int(number), "general")
-            code = normalize_rating(name) if label == "rating" else None
-            keys.append(rating_tag(code) if code else normalize_tag(name))
-            labels.append(label)
-        return cls(tuple(keys), tuple(labels))
+    Compacting the expanded row again gives the same columns and values: float16 values at or above
+    the floor stay at or above it, so metrics computed from either are identical."""
+    row = np.zeros(size, dtype=np.float32)
+    row[columns] = values
+    return row
 
-    @functools.cached_property
-    def digest(self) -> str:
-        """Computed once: every recorded row names its vocabulary by it."""
-        text = json.dumps([self.names, self.categories])
-        return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
 
-    def __len__(self) -> int:
-        return len(self.names)
+def stored_row(probabilities: npt.ArrayLike, floor: float = FLOOR) -> npt.NDArray[np.float32]:
+    """The row as the run keeps it (compacted and expanded again): what cut-offs are applied to, so
+    that a run served from the cache keeps exactly the tags of the run that computed it."""
+    row = np.asarray(probabilities, dtype=np.float32).ravel()
+    return expand_row(row.size, *compact_row(row, floor))
 
 
 def encode_row(probabilities: npt.ArrayLike, floor: float = FLOOR) -> dict[str, Any]:
     """A probability row as JSON-safe text: the columns at or above ``floor`` and their float16 values."""
     row = np.asarray(probabilities, dtype=np.float32).ravel()
-    columns = np.flatnonzero(row >= floor)
-    dtype = _index_dtype(row.size)
+    columns, values = compact_row(row, floor)
+    dtype = index_dtype(row.size)
     return {
         "size": int(row.size),
         "floor": floor,
         "index_dtype": dtype,
         "columns": _b64(columns.astype(dtype)),
-        "values": _b64(row[columns].astype("<f2")),
+        "values": _b64(values),
     }
 
 
@@ -131,7 +118,7 @@ class RowEncoder:
 
     def __init__(self, floor: float = FLOOR) -> None:
         self.floor = floor
-        self._vocabularies: dict[str, TagVocabulary] = {}
+        self._vocabularies: dict[str, Vocabulary] = {}
         self._sent: set[str] = set()
 
     def encode(self, tagger: Tagger, result: PostResult) -> dict[str, Any] | None:
@@ -147,7 +134,7 @@ class RowEncoder:
                 return None
             if model_vocabulary is None:
                 return None
-            vocabulary = TagVocabulary.from_model(model_vocabulary.names, model_vocabulary.categories)
+            vocabulary = model_vocabulary.as_ground_truth()
             self._vocabularies[result.tagger] = vocabulary
         if np.asarray(result.probabilities).size != len(vocabulary):
             return None
@@ -159,14 +146,15 @@ class RowEncoder:
         }
         if result.tagger not in self._sent:
             message["names"] = list(vocabulary.names)
-            message["categories"] = list(vocabulary.categories)
+            message["categories"] = list(vocabulary.labels)
             self._sent.add(result.tagger)
         return message
 
 
 @dataclass(frozen=True)
 class ProbabilityStore:
-    """One tagger's run as posts x tags matrices over its vocabulary (rows in ``post_ids`` order).
+    """One tagger's run as posts x tags matrices over its vocabulary (rows in ``post_ids`` order,
+    columns in ``vocabulary`` order, spelled as the ground truth spells them).
 
     ``source`` says where scores come from: the model's probabilities, or (for taggers without a
     vocabulary) the kept tags as 0/1 scores, which makes AP and the sweep degenerate but defined.
@@ -177,8 +165,7 @@ class ProbabilityStore:
     tagger: str
     source: str
     floor: float
-    names: tuple[str, ...]
-    categories: tuple[str, ...]
+    vocabulary: Vocabulary
     post_ids: npt.NDArray[np.int64]
     ratings: tuple[str, ...]
     scores: SparseRows
@@ -218,13 +205,13 @@ class ProbabilityCollector:
     """Gathers row messages on the controller and builds each tagger's :class:`ProbabilityStore`."""
 
     def __init__(self) -> None:
-        self._vocabularies: dict[str, TagVocabulary] = {}
+        self._vocabularies: dict[str, Vocabulary] = {}
         self._rows: dict[str, dict[int, tuple[str, Mapping[str, Any]]]] = {}
 
     def add(self, message: Mapping[str, Any]) -> None:
         digest = str(message["vocabulary"])
         if "names" in message and digest not in self._vocabularies:
-            self._vocabularies[digest] = TagVocabulary(tuple(message["names"]), tuple(message["categories"]))
+            self._vocabularies[digest] = Vocabulary.from_labels(message["names"], message["categories"])
         tagger = str(message["tagger"])
         self._rows.setdefault(tagger, {})[int(message["post_id"])] = (digest, message["row"])
 
@@ -251,7 +238,7 @@ class ProbabilityCollector:
             vocabulary = self._vocabularies[digest]
             if aliases:
                 names = tuple(aliases.get(name, name) for name in vocabulary.names)
-                vocabulary = TagVocabulary(names, vocabulary.categories)
+                vocabulary = Vocabulary(names, vocabulary.categories)
             merged_safe = SAFE_COLUMN in vocabulary.index
             encoded = [rows[r.post_id][1] for r in scored]
             floor = float(encoded[0]["floor"])
@@ -285,8 +272,7 @@ class ProbabilityCollector:
             tagger=tagger,
             source=source,
             floor=floor,
-            names=vocabulary.names,
-            categories=vocabulary.categories,
+            vocabulary=vocabulary,
             post_ids=np.asarray([r.post_id for r in scored], dtype=np.int64),
             ratings=tuple(r.rating for r in scored),
             scores=scores,
@@ -299,40 +285,44 @@ class ProbabilityCollector:
 
 def _fallback_vocabulary(
     results: Sequence[PostResult], tag_categories: Mapping[str, str], merged_safe: bool
-) -> TagVocabulary:
+) -> Vocabulary:
     """Every tag seen true or predicted, for taggers with no vocabulary of their own."""
     names = sorted({t for r in results for t in (*_truth_keys(r, merged_safe), *_predicted_keys(r))})
-    categories = [
-        "rating" if name.startswith("rating:") else tag_categories.get(name, "general") for name in names
+    labels = [
+        RATING_LABEL if name.startswith("rating:") else tag_categories.get(name, TagCategory.GENERAL.value)
+        for name in names
     ]
-    return TagVocabulary(tuple(names), tuple(categories))
+    return Vocabulary.from_labels(names, labels)
 
 
 def _restrict(store: ProbabilityStore, scored_categories: Collection[str] | None) -> ProbabilityStore:
     if scored_categories is None:
         return store
-    wanted = {*scored_categories, "rating"}
-    keep = np.asarray([i for i, c in enumerate(store.categories) if c in wanted], dtype=np.int64)
-    if keep.size == len(store.names):
+    wanted = {*scored_categories, RATING_LABEL}
+    vocabulary = store.vocabulary
+    keep = [i for i, label in enumerate(vocabulary.labels) if label in wanted]
+    if len(keep) == len(vocabulary):
         return store
+    columns = np.asarray(keep, dtype=np.int64)
     return ProbabilityStore(
         tagger=store.tagger,
         source=store.source,
         floor=store.floor,
-        names=tuple(store.names[i] for i in keep.tolist()),
-        categories=tuple(store.categories[i] for i in keep.tolist()),
+        vocabulary=Vocabulary(
+            tuple(vocabulary.names[i] for i in keep), tuple(vocabulary.categories[i] for i in keep)
+        ),
         post_ids=store.post_ids,
         ratings=store.ratings,
-        scores=store.scores.take_columns(keep),
-        truth=store.truth.take_columns(keep),
-        predicted=store.predicted.take_columns(keep),
+        scores=store.scores.take_columns(columns),
+        truth=store.truth.take_columns(columns),
+        predicted=store.predicted.take_columns(columns),
         truth_outside=store.truth_outside,
     )
 
 
 def _pack(prefix: str, matrix: SparseRows, arrays: dict[str, npt.NDArray[Any]]) -> None:
     arrays[f"{prefix}_indptr"] = matrix.indptr
-    arrays[f"{prefix}_indices"] = matrix.indices.astype(_index_dtype(matrix.shape[1]))
+    arrays[f"{prefix}_indices"] = matrix.indices.astype(index_dtype(matrix.shape[1]))
     if matrix.values is not None:
         arrays[f"{prefix}_values"] = matrix.values.astype("<f2")
 
@@ -362,8 +352,8 @@ def save_stores(path: Path, stores: Sequence[ProbabilityStore]) -> None:
                 "shape": list(store.truth.shape),
             }
         )
-        arrays[f"{prefix}_names"] = np.asarray(store.names, dtype=str)
-        arrays[f"{prefix}_categories"] = np.asarray(store.categories, dtype=str)
+        arrays[f"{prefix}_names"] = np.asarray(store.vocabulary.names, dtype=str)
+        arrays[f"{prefix}_categories"] = np.asarray(store.vocabulary.labels, dtype=str)
         arrays[f"{prefix}_post_ids"] = store.post_ids
         arrays[f"{prefix}_ratings"] = np.asarray(store.ratings, dtype=str)
         _pack(f"{prefix}_scores", store.scores, arrays)
@@ -388,13 +378,17 @@ def load_stores(path: Path) -> list[ProbabilityStore]:
     for number, entry in enumerate(meta["taggers"]):
         prefix = f"t{number}"
         rows, cols = entry["shape"]
+        names = [str(name) for name in data[f"{prefix}_names"]]
+        try:
+            vocabulary = Vocabulary.from_labels(names, [str(label) for label in data[f"{prefix}_categories"]])
+        except ValueError as exc:
+            raise ShowdownError(f"{path}: {exc}") from exc
         stores.append(
             ProbabilityStore(
                 tagger=entry["tagger"],
                 source=entry["source"],
                 floor=float(entry["floor"]),
-                names=tuple(str(n) for n in data[f"{prefix}_names"]),
-                categories=tuple(str(c) for c in data[f"{prefix}_categories"]),
+                vocabulary=vocabulary,
                 post_ids=data[f"{prefix}_post_ids"].astype(np.int64),
                 ratings=tuple(str(r) for r in data[f"{prefix}_ratings"]),
                 scores=_unpack(f"{prefix}_scores", (rows, cols), data),
@@ -414,14 +408,16 @@ def merge_stores(stores: Sequence[ProbabilityStore]) -> ProbabilityStore:
     first = stores[0]
     if len({(s.tagger, s.source, s.floor) for s in stores}) > 1:
         raise ShowdownError(f"the stores of {first.tagger} differ in tagger, score source or floor")
-    if all(s.names == first.names for s in stores):
-        names, categories = first.names, first.categories
+    if all(s.vocabulary == first.vocabulary for s in stores):
+        vocabulary = first.vocabulary
     elif first.source == SOURCE_KEPT_TAGS:
-        by_name = {n: c for s in stores for n, c in zip(s.names, s.categories, strict=True)}
-        names = tuple(sorted(by_name))
-        categories = tuple(by_name[n] for n in names)
+        by_name = {
+            n: c for s in stores for n, c in zip(s.vocabulary.names, s.vocabulary.categories, strict=True)
+        }
+        vocabulary = Vocabulary(tuple(sorted(by_name)), tuple(by_name[n] for n in sorted(by_name)))
     else:
         raise ShowdownError(f"the shards of {first.tagger} were scored over different vocabularies")
+    names = vocabulary.names
     position = {name: i for i, name in enumerate(names)}
     post_ids = np.concatenate([s.post_ids for s in stores])
     if np.unique(post_ids).size != post_ids.size:
@@ -430,7 +426,7 @@ def merge_stores(stores: Sequence[ProbabilityStore]) -> ProbabilityStore:
 
     def stacked(part: str) -> SparseRows:
         matrices = [getattr(s, part) for s in stores]
-        remap = [np.asarray([position[n] for n in s.names], dtype=np.int64) for s in stores]
+        remap = [np.asarray([position[n] for n in s.vocabulary.names], dtype=np.int64) for s in stores]
         indices = np.concatenate([m[matrix.indices] for m, matrix in zip(remap, matrices, strict=True)])
         offsets = np.cumsum([0, *(matrix.nnz for matrix in matrices)])
         indptr = np.concatenate(
@@ -448,8 +444,7 @@ def merge_stores(stores: Sequence[ProbabilityStore]) -> ProbabilityStore:
         tagger=first.tagger,
         source=first.source,
         floor=first.floor,
-        names=names,
-        categories=categories,
+        vocabulary=vocabulary,
         post_ids=post_ids[order],
         ratings=tuple(ratings[i] for i in order.tolist()),
         scores=stacked("scores"),

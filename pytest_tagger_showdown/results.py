@@ -224,9 +224,10 @@ def summarize(tagger: str, results: Iterable[PostResult], worst: int = 5) -> Tag
     )
 
 
-def summarize_all(results: Iterable[PostResult]) -> list[TaggerSummary]:
-    """One summary per tagger, best average score first (taggers with no scored post last)."""
-    by_tagger: dict[str, list[PostResult]] = {}
+def summarize_all(results: Iterable[PostResult], taggers: Iterable[str] = ()) -> list[TaggerSummary]:
+    """One summary per tagger, best average score first (taggers with no scored post last);
+    ``taggers`` get one even without a result (a selected tagger that ran on no post)."""
+    by_tagger: dict[str, list[PostResult]] = {name: [] for name in taggers}
     for result in results:
         by_tagger.setdefault(result.tagger, []).append(result)
     summaries = [summarize(name, group) for name, group in by_tagger.items()]
@@ -257,6 +258,16 @@ def results_document(
         "taggers": {s.tagger: s.to_dict() for s in summaries},
         "posts": to_columns(rows),
     }
+
+
+def package_version() -> str:
+    """The installed version of this package, recorded in every results document."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pytest-tagger-showdown")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def write_results(path: Path, document: Mapping[str, Any]) -> None:

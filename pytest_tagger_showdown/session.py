@@ -8,37 +8,82 @@ the run once, applies both gates and writes the outputs.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import pytest
 
 from .analysis import RunAnalysis, analyse_run
 from .cache import ShowdownCache
-from .compare import CompareGate, gate_against
+from .compare import CompareGate, check_comparable, gate_against
 from .dataset.post import Post
 from .dataset.store import Dataset
 from .devices import visible_gpus, worker_device
 from .engine import Engine
-from .errors import ShowdownError
-from .gate import baseline_failures
-from .history import SavedRun, find_run, save_in_benchmark, storage_path
+from .errors import ShowdownError, TaggerLoadError
+from .gate import baseline_verdicts
+from .history import SavedRun, find_run, save_in_benchmark, save_run, storage_path
 from .options import read_settings
 from .outputs import write_outputs, write_summary
 from .pool import TaggerPool
 from .probabilities import ROW_PROPERTY, ProbabilityCollector, RowEncoder
-from .results import RESULT_PROPERTY, PostResult
-from .settings import ShowdownSettings
+from .results import RESULT_PROPERTY, PostResult, package_version
+from .settings import ShowdownSettings, check_output_paths, check_tagger_names
+from .tag_distance import RelatedTags
+from .taggers.backends import ONNX_BACKENDS
 from .taggers.base import LoadOptions, Tagger
 from .taggers.builtin import default_registry
 from .taggers.registry import TaggerRegistry
+from .taggers.wd14 import execution_providers
 
 #: An item using all of these is planned ahead (see :meth:`ShowdownSession.plan`).
 SHOWDOWN_FIXTURES = frozenset({"tagger", "post", "showdown"})
+#: The node id of the built-in showdown module (its items: ``tagger-showdown::test_showdown[...]``).
+SUITE_NODE: Final = "tagger-showdown"
 NO_TAGGER = "no tagger selected: pass --tagger NAME or mark the test @pytest.mark.tagger('NAME')"
+#: The ``user_properties`` key a tagger's facts (:meth:`Engine.facts`) travel under, once per tagger
+#: and process (to the controller under pytest-xdist, too).
+FACTS_PROPERTY: Final = "tagger_showdown_facts"
+#: The keyword of the built-in showdown's items (its mark), seen in every report of one.
+SHOWDOWN_KEYWORD: Final = "showdown"
+
+
+@dataclass(frozen=True)
+class GateVerdict:
+    """One gated tagger's outcome, reported as a test case (``tagger-showdown::gate[KIND-NAME]``)
+    so that pytest's final line and the JUnit XML count it; ``failure`` None means it passed."""
+
+    kind: str
+    tagger: str
+    failure: str | None
+
+    @property
+    def name(self) -> str:
+        return f"gate[{self.kind}-{self.tagger}]"
+
+    @property
+    def nodeid(self) -> str:
+        return f"tagger-showdown::{self.name}"
+
+    def reports(self) -> list[pytest.TestReport]:
+        """Setup, call and teardown reports, as a test that ran would give."""
+        location = ("tagger-showdown", None, self.name)
+        return [
+            pytest.TestReport(
+                nodeid=self.nodeid,
+                location=location,
+                keywords={"tagger-showdown": 1},
+                outcome="failed" if when == "call" and self.failure else "passed",
+                longrepr=self.failure if when == "call" and self.failure else None,
+                when=when,
+                duration=0.0,
+            )
+            for when in ("setup", "call", "teardown")
+        ]
 
 
 def without_payload(properties: list[tuple[str, object]]) -> list[tuple[str, object]]:
@@ -63,10 +108,26 @@ class ShowdownSession:
     collector: ProbabilityCollector = field(default_factory=ProbabilityCollector)
     compare_run: SavedRun | None = None
     compare_gate: CompareGate | None = None
-    baseline_failures: list[str] = field(default_factory=list)
+    verdicts: list[GateVerdict] = field(default_factory=list)
     analysis: RunAnalysis | None = None
+    #: The onnxruntime provider the ONNX taggers run on (None: none selected, or no onnxruntime), and
+    #: the warning when ``--showdown-providers`` asked for one this machine lacks.
+    provider: str | None = None
+    provider_warning: str | None = None
     written: list[Path] = field(default_factory=list)
+    #: Outputs that could not be written: the run fails, naming each.
+    write_errors: list[str] = field(default_factory=list)
+    #: A run stopped by Ctrl-C: outputs marked so, neither gated nor saved as history.
+    interrupted: bool = False
+    #: The saved run this plugin wrote itself (when pytest-benchmark had no timing to save).
+    saved: Path | None = None
+    facts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _facts_sent: set[str] = field(default_factory=set)
+    _saw_items: bool = False
+    _saw_showdown: bool = False
     _planned: set[str] = field(default_factory=set)
+    #: Node ids of the built-in showdown given as arguments (:meth:`take_node_ids`).
+    _node_ids: list[str] = field(default_factory=list)
     _dataset: Dataset | None = None
     _posts: list[Post] | None = None
     _all_posts: list[Post] | None = None
@@ -81,18 +142,47 @@ class ShowdownSession:
             registry = default_registry()
             config.hook.pytest_tagger_showdown_register(registry=registry, config=config)
             settings = replace(settings, taggers=tuple(registry.select(settings.taggers)))
+            check_tagger_names(settings, settings.taggers, registry.resolve)
         except (ValueError, ShowdownError) as exc:
             raise usage_error(exc) from exc
         session = cls(settings, registry, is_worker=hasattr(config, "workerinput"))
-        if settings.compare_run and not session.is_worker:
+        if session.is_worker:
+            return session.with_posts()  # the controller checked what only it uses: outputs, compare run
+        if settings.compare_run:
             try:
                 storage = storage_path(config.getoption("benchmark_storage", None))
                 session.compare_run = find_run(settings.compare_run, storage)
-            except ShowdownError as exc:
+                check_comparable(session.compare_run.document, [c.value for c in settings.categories])
+            except (ValueError, ShowdownError) as exc:
                 raise usage_error(exc, "--showdown-compare: ") from exc
-        if settings.taggers:
-            session.posts()
-        return session
+        inputs = {"--showdown-compare": session.compare_run.path} if session.compare_run else {}
+        try:
+            check_output_paths(settings, inputs)
+        except ValueError as exc:
+            raise usage_error(exc) from exc
+        session.choose_provider()
+        return session.with_posts()
+
+    def with_posts(self) -> ShowdownSession:
+        """Read the posts now, so that a dataset that cannot be read is a usage error."""
+        if self.settings.taggers:
+            self.posts()
+        return self
+
+    def choose_provider(self) -> None:
+        """Say now which provider the selected ONNX taggers will run on, and warn when a requested
+        one is not available here (onnxruntime would silently fall back to the CPU)."""
+        onnx = [n for n in self.settings.taggers if self.registry.resolve(n).backend in ONNX_BACKENDS]
+        choice = execution_providers(self.settings.providers) if onnx or self.settings.providers else None
+        if choice is None:
+            return
+        use, missing = choice
+        self.provider = use[0] if use and onnx else None
+        if missing:
+            self.provider_warning = (
+                f"tagger-showdown: warning: {', '.join(missing)} requested but not available here; "
+                f"ONNX taggers run on {', '.join(use)}"
+            )
 
     # -- what the run works on -------------------------------------------------------------------
 
@@ -113,7 +203,11 @@ class ShowdownSession:
                 ),
                 settings.thresholds,
             )
-            cache = None if settings.cache_dir is None else ShowdownCache(settings.cache_dir)
+            cache = (
+                None
+                if settings.cache_dir is None
+                else ShowdownCache(settings.cache_dir, settings.cache_max_size)
+            )
             self._engine = Engine(pool, settings.db, batch_size=settings.batch_size, cache=cache)
         return self._engine
 
@@ -150,37 +244,47 @@ class ShowdownSession:
 
     # -- collection ------------------------------------------------------------------------------
 
-    def header(self) -> str | None:
-        """The report header line naming the posts, the dataset and the taggers."""
+    def header(self) -> list[str]:
+        """The report header: a line naming the posts, the dataset and the taggers, and the provider
+        warning if any."""
         settings = self.settings
+        warning = [self.provider_warning] if self.provider_warning else []
         if not settings.taggers:
-            return None
+            return warning
         source = (
             "the bundled demo dataset (pass --showdown-db to use your own)"
             if settings.is_demo
             else str(settings.db)
         )
-        shard = self.settings.shard
+        shard = settings.shard
         share = "" if shard is None else f" (shard {shard.label} of {len(self.all_posts())})"
-        return (
+        return [
             f"tagger-showdown: {len(self.posts())} posts{share} from {source}; "
-            f"taggers: {', '.join(settings.taggers)}; scoring {settings.categories_label}"
-        )
+            f"taggers: {', '.join(settings.taggers)}; scoring {settings.categories_label}",
+            *warning,
+        ]
 
     def parametrize(self, metafunc: pytest.Metafunc) -> None:
-        """One item per selected (or marked) tagger and per post, for tests asking for them."""
+        """One item per tagger and per post, for tests asking for them. The taggers: ``--tagger``'s,
+        or a ``tagger`` mark's; with both, the mark's narrowed to ``--tagger``'s (the command line
+        wins, so the header names what runs), and a test left with none is skipped saying why."""
         if "tagger" in metafunc.fixturenames:
             marked = [name for mark in metafunc.definition.iter_markers("tagger") for name in mark.args]
+            selected = self.settings.taggers
             try:
-                names = self.registry.select(marked) if marked else list(self.settings.taggers)
+                names = self.registry.select(marked) if marked else list(selected)
             except ShowdownError as exc:
                 # Test code, not configuration: an error collecting that test, in one line, as pytest
                 # itself reports an unknown mark under --strict-markers (the same with pytest-xdist).
                 raise pytest.Collector.CollectError(f"tagger-showdown: {exc}") from exc
+            reason = NO_TAGGER
+            if marked and selected:
+                reason = f"marked for {', '.join(names)}, but --tagger selects {', '.join(selected)}"
+                names = [name for name in names if name in selected]
             if names:
                 metafunc.parametrize("tagger", names, indirect=True, ids=names)
             else:
-                skip = pytest.mark.skip(reason=NO_TAGGER)
+                skip = pytest.mark.skip(reason=reason)
                 metafunc.parametrize(
                     "tagger", [pytest.param(None, marks=skip)], indirect=True, ids=["no-tagger"]
                 )
@@ -188,20 +292,44 @@ class ShowdownSession:
             posts = self.posts()
             metafunc.parametrize("post", posts, ids=[post.label for post in posts])
 
+    def take_node_ids(self, args: list[str]) -> None:
+        """Printed node ids of the built-in showdown (``tagger-showdown::test_showdown[...]``, or
+        ``../tagger-showdown::...`` when pytest shows it relative to another folder) name no file,
+        and pytest would answer "file or directory not found": take them out of the arguments and
+        select those items when the showdown is added (:meth:`add_showdown`)."""
+        kept: list[str] = []
+        for arg in args:
+            head, separator, rest = arg.partition("::")
+            if Path(head).name == SUITE_NODE and not Path(head).exists():
+                self._node_ids.append(f"{SUITE_NODE}{separator}{rest}")
+            else:
+                kept.append(arg)
+        args[:] = kept
+
     def add_showdown(self, session: pytest.Session, items: list[pytest.Item], suite: Path) -> None:
         """Add the built-in showdown (the test module ``suite``) when taggers are selected and no
         collected test asks for one."""
         if not self.settings.taggers or any("tagger" in getattr(i, "fixturenames", ()) for i in items):
             return
-        module = pytest.Module.from_parent(session, path=suite, nodeid="tagger-showdown")
-        items.extend(session.genitems(module))
+        module = pytest.Module.from_parent(session, path=suite, nodeid=SUITE_NODE)
+        showdown = list(session.genitems(module))
+        if self._node_ids:
+            chosen = [
+                item for item in showdown if any(_selects(node, item.nodeid) for node in self._node_ids)
+            ]
+            session.config.hook.pytest_deselected(items=[item for item in showdown if item not in chosen])
+            showdown = chosen
+        items.extend(showdown)
 
     def tagger(self, request: pytest.FixtureRequest) -> Tagger:
         """The ``tagger`` fixture's value: lazy under ``showdown`` (a run served from the cache
         never loads it), loaded for a test using it directly; raises ShowdownError when it cannot."""
         lazy = self.engine.tagger(request.param)
         if "showdown" not in request.fixturenames:
-            lazy.load()
+            try:
+                lazy.load()
+            except TaggerLoadError as exc:
+                raise TaggerLoadError(self.engine.load_failure(request.param, str(exc))) from exc
         return lazy
 
     # -- the run ---------------------------------------------------------------------------------
@@ -227,16 +355,32 @@ class ShowdownSession:
             except ShowdownError:
                 return  # the items themselves report an unusable tagger
 
+    def facts_once(self, tagger: str) -> dict[str, Any] | None:
+        """The tagger's facts the first time this process records it, else None (they travel once)."""
+        if tagger in self._facts_sent:
+            return None
+        self._facts_sent.add(tagger)
+        return {"name": tagger, **self.engine.facts(tagger)}
+
     def record(self, report: pytest.TestReport) -> None:
-        """Collect an item's result and probability row (local, or sent by an xdist worker), then drop
-        them from the report, which pytest keeps to the end (other plugins' hooks have seen them)."""
-        if self.is_worker:
+        """Collect an item's result, probability row and tagger facts (local, or sent by an xdist
+        worker), then drop the result and row from the report, which pytest keeps to the end (other
+        plugins' hooks have seen them)."""
+        if self.is_worker or report.nodeid.startswith("tagger-showdown::gate["):
+            return
+        self._saw_items = True
+        self._saw_showdown = self._saw_showdown or SHOWDOWN_KEYWORD in report.keywords
+        if report.when != "call":
+            report.user_properties = without_payload(report.user_properties)
             return
         for name, value in report.user_properties if report.when == "call" else ():
             if name == RESULT_PROPERTY and isinstance(value, dict):
                 self.results.append(PostResult.from_dict(value))
             elif name == ROW_PROPERTY and isinstance(value, dict):
                 self.collector.add(value)
+            elif name == FACTS_PROPERTY and isinstance(value, dict):
+                known = self.facts.setdefault(str(value.get("name", "")), {})
+                known.update({key: v for key, v in value.items() if v is not None or key not in known})
         report.user_properties = without_payload(report.user_properties)
 
     def release(self, item: pytest.Item) -> None:
@@ -244,18 +388,42 @@ class ShowdownSession:
         from the item, which pytest keeps to the end of the run (issue 13: memory flat per item)."""
         item.user_properties[:] = without_payload(item.user_properties)
 
+    def _expects_scores(self) -> bool:
+        """Whether selected taggers must score posts: the built-in showdown ran (or would have: no
+        item ran at all) or a gate judges them. Tests of the user's own that ask for a tagger
+        without scoring a post are theirs to judge."""
+        settings = self.settings
+        gated = bool(settings.baselines) or settings.compare_run is not None
+        return bool(settings.taggers) and (
+            gated or self._saw_showdown or bool(self.results) or not self._saw_items
+        )
+
     def analyse(self) -> RunAnalysis | None:
-        """The run's analysis, computed once, on the controller, when there are results."""
-        if self.analysis is None and self.results and not self.is_worker:
+        """The run's analysis, computed once, on the controller, when there are results (or there
+        should have been: a selected tagger that scored nothing still gets its table row)."""
+        if self.analysis is None and not self.is_worker and (self.results or self._expects_scores()):
+            settings = self.settings
+            facts = {
+                name: {**{k: v for k, v in values.items() if k != "name"}, "categories": self._categories()}
+                for name, values in self.facts.items()
+            }
+            related = self.dataset.related_tags()
             self.analysis = analyse_run(
                 self.results,
                 self.collector,
                 self.all_posts(),
-                dataset=str(self.settings.db),
-                categories=[c.value for c in self.settings.categories],
+                dataset=str(settings.db),
+                categories=self._categories(),
+                similarity=RelatedTags(related) if related else None,
                 aliases=self.engine.aliases(),
-                run_info={
-                    "shard": None if self.settings.shard is None else self.settings.shard.label,
+                providers=self._providers_used(),
+                selected=settings.taggers if self._expects_scores() else (),
+                facts=facts,
+                extra={
+                    "dataset_fingerprint": dataset_fingerprint(self.all_posts()),
+                    "package_version": package_version(),
+                    "interrupted": self.interrupted,
+                    "shard": None if settings.shard is None else settings.shard.label,
                     "thresholds": {
                         name: asdict(self.engine.pool.spec(name).thresholds)
                         for name in sorted({r.tagger for r in self.results})
@@ -264,12 +432,60 @@ class ShowdownSession:
             )
         return self.analysis
 
-    def gate(self) -> int:
-        """Apply the baseline and compare gates to the analysed run; returns how many failed."""
+    def _categories(self) -> list[str]:
+        return sorted(c.value for c in self.settings.categories)
+
+    def _must_score(self, tagger: str) -> bool:
+        """A selected tagger must score a post, unless every item of it was deselected (``-k``,
+        ``-m``, node ids) and no gate judges it: then the user narrowed the run to other taggers."""
+        ran = any(result.tagger == tagger for result in self.results)
+        gated = tagger in self.settings.baselines or self.settings.compare_run is not None
+        return ran or gated or not self.posts()
+
+    def _no_score_reason(self, tagger: str) -> str:
+        """Why a selected tagger scored no post: the dataset, the filters, or every post errored."""
+        errored = [r for r in self.results if r.tagger == tagger and r.error]
+        if errored:
+            return f"every post errored ({len(errored)} errors; the first: {errored[0].error})"
+        settings = self.settings
+        if not self.posts():
+            limits = f"ratings {','.join(settings.ratings)}" + (
+                f", limit {settings.limit}" if settings.limit else ""
+            )
+            return f"the dataset {settings.db} has no post for {limits}"
+        return (
+            f"none of its {len(self.posts())} posts ran: the selected tests (-k, -m, --deselect, "
+            "paths, a skip) left them out"
+        )
+
+    def _providers_used(self) -> dict[str, str]:
+        """The provider each ONNX tagger of the run used (the run's one choice, made at configure)."""
+        if self.provider is None:
+            return {}
+        names = {result.tagger for result in self.results}
+        return {n: self.provider for n in names if self.registry.resolve(n).backend in ONNX_BACKENDS}
+
+    def gate(self, session: pytest.Session) -> None:
+        """After the run loop, on the controller: no post scored fails a selected tagger, then the
+        baseline and compare gates; each gated tagger is reported as a test case (see
+        :class:`GateVerdict`), which counts a failure in ``testsfailed`` (exit code 1)."""
         analysis = self.analyse()
         if analysis is None:
-            return 0
-        self.baseline_failures = baseline_failures(analysis.summaries, self.settings.baselines)
+            return
+        verdicts = [
+            GateVerdict(
+                "scored", s.tagger, f"{s.tagger}: no post was scored: {self._no_score_reason(s.tagger)}"
+            )
+            for s in analysis.summaries
+            if s.avg_score is None and s.tagger in self.settings.taggers and self._must_score(s.tagger)
+        ]
+        unscored = {verdict.tagger for verdict in verdicts}
+        # One failure for one cause: a tagger that scored nothing has its verdict above, with why.
+        verdicts += [
+            GateVerdict("baseline", name, failure)
+            for name, failure in baseline_verdicts(analysis.summaries, self.settings.baselines).items()
+            if name not in unscored
+        ]
         if self.compare_run is not None:
             self.compare_gate = gate_against(
                 self.compare_run.document,
@@ -277,15 +493,56 @@ class ShowdownSession:
                 label=f"saved run {self.compare_run.name}",
                 margin=self.settings.compare_margin,
             )
-        return len(self.baseline_failures) + len(self.compare_gate.failures if self.compare_gate else ())
+            verdicts += [GateVerdict("compare", n, f) for n, f in self.compare_gate.verdicts.items()]
+        self.verdicts = verdicts
+        document = {
+            **analysis.document,
+            "gates": [{"gate": v.kind, "tagger": v.tagger, "failure": v.failure} for v in verdicts],
+        }
+        self.analysis = replace(analysis, document=document)
+        session.testscollected += len(verdicts)  # so the terminal's progress counts them too
+        for verdict in verdicts:
+            for report in verdict.reports():
+                session.config.hook.pytest_runtest_logreport(report=report)
+
+    def interrupt(self) -> None:
+        """Ctrl-C: what ran is still written, marked ``interrupted``; nothing is gated or saved."""
+        self.interrupted = True
+        if self.analysis is not None:
+            self.analysis = replace(self.analysis, document={**self.analysis.document, "interrupted": True})
 
     # -- outputs ---------------------------------------------------------------------------------
 
     def save_in_benchmark(self, output_json: dict[str, Any]) -> None:
-        """Put the results document into pytest-benchmark's saved run."""
+        """Put the results document into pytest-benchmark's saved run (never an interrupted one's)."""
         analysis = self.analyse()
-        if analysis is not None:
+        if analysis is not None and not self.interrupted:
             save_in_benchmark(output_json, analysis.document)
+
+    def finish(self, session: pytest.Session) -> None:
+        """Write the outputs and save the run as history; an output that cannot be written fails
+        the run (the terminal summary still shows the table and the gates)."""
+        self.write_files()
+        self.save_history(session.config)
+        if self.write_errors and session.exitstatus in (
+            pytest.ExitCode.OK,
+            pytest.ExitCode.NO_TESTS_COLLECTED,
+        ):
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def save_history(self, config: pytest.Config) -> None:
+        """With ``--benchmark-save``/``--benchmark-autosave``, save this run when pytest-benchmark
+        did not (it saves only runs with timed benchmarks: not one served from the cache, nor one
+        under pytest-xdist)."""
+        benchmarks = getattr(config, "_benchmarksession", None)
+        if benchmarks is None or self.is_worker or self.interrupted or self.analyse() is None:
+            return
+        name = benchmarks.save or benchmarks.autosave
+        if name and not benchmarks.benchmarks:
+            try:
+                self.saved = save_run(benchmarks, config)
+            except OSError as exc:
+                self.write_errors.append(f"cannot save the run in {benchmarks.storage}: {exc}")
 
     def write_files(self) -> None:
         """Write ``--showdown-json``, ``--showdown-csv`` and ``--showdown-report``."""
@@ -293,7 +550,7 @@ class ShowdownSession:
         if analysis is None:
             return
         settings = self.settings
-        self.written = write_outputs(
+        self.written, errors = write_outputs(
             analysis,
             json_path=settings.json_path,
             csv_path=settings.csv_path,
@@ -302,17 +559,34 @@ class ShowdownSession:
             gate=self.compare_gate,
             subtitle=f"scored over {settings.categories_label};",
         )
+        self.write_errors += errors
 
     def summarize(self, reporter: pytest.TerminalReporter) -> None:
         """The terminal summary, on the controller of a run with results."""
         if self.is_worker or self.analysis is None:
             return
         reporter.write_sep("=", "tagger showdown")
+        if self.interrupted:
+            reporter.write_line("interrupted: outputs marked interrupted; not gated, not saved as history")
         write_summary(
             reporter.write_line,
             self.analysis,
             categories_label=self.settings.categories_label,
+            provider=self.provider,
             gate=self.compare_gate,
-            baseline_failures=self.baseline_failures,
-            written=self.written,
+            verdicts=[(v.kind, v.failure) for v in self.verdicts],
+            written=[*self.written, *([self.saved] if self.saved else [])],
+            errors=self.write_errors,
         )
+
+
+def dataset_fingerprint(posts: Iterable[Post]) -> str:
+    """sha256 over the run's posts as sorted ``id:md5`` lines: two runs on the same posts match."""
+    lines = sorted(f"{post.id}:{post.md5}" for post in posts)
+    return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
+
+
+def _selects(node_id: str, item_id: str) -> bool:
+    """Whether an argument node id selects an item, as pytest matches them: the item itself, or a
+    node above it (the module, the function without its parameters)."""
+    return item_id == node_id or item_id.startswith((f"{node_id}::", f"{node_id}["))

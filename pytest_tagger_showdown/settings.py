@@ -1,18 +1,27 @@
-"""The showdown's settings, parsed from option and ini text into typed values, independent of pytest."""
+"""The showdown's settings, parsed from option and ini text into typed values, independent of pytest.
+
+Every value has one parse function here; each raises ValueError with a message naming the option and
+the value, which the plugin turns into a one-line usage error (exit code 4) at configure time, on the
+controller and on every pytest-xdist worker alike.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import math
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .bundled import DEMO_DB
+from .cache import DEFAULT_MAX_SIZE, parse_size
 from .compare import DEFAULT_MARGIN
 from .devices import parse_gpus
-from .gate import parse_baselines
 from .pool import ThresholdOverride
+from .probabilities import probabilities_path
 from .shard import Shard, parse_shard
-from .taggers.spec import parse_threshold_option
+from .taggers.spec import Thresholds
 from .tags import RATINGS, TagCategory, parse_categories
 
 
@@ -40,6 +49,8 @@ class ShowdownSettings:
     batch_size: int | None = None
     #: Where the input and prediction caches live; None disables them.
     cache_dir: Path | None = None
+    #: The caches' size limit in bytes (least recently used entries are evicted beyond it).
+    cache_max_size: int = DEFAULT_MAX_SIZE
     #: This machine's share of the posts (``--showdown-shard K/N``); None runs them all.
     shard: Shard | None = None
     #: GPUs the xdist workers spread over (``--showdown-gpus``); None counts ``CUDA_VISIBLE_DEVICES``.
@@ -48,6 +59,19 @@ class ShowdownSettings:
     @property
     def is_demo(self) -> bool:
         return bool(self.db.resolve() == DEMO_DB.resolve())
+
+    def outputs(self) -> dict[str, Path]:
+        """Every file the run writes, by the option that asks for it (the JSON brings its
+        probability store along)."""
+        found: dict[str, Path] = {}
+        if self.json_path is not None:
+            found["--showdown-json"] = self.json_path
+            found["--showdown-json's probability store"] = probabilities_path(self.json_path)
+        if self.csv_path is not None:
+            found["--showdown-csv"] = self.csv_path
+        if self.report_path is not None:
+            found["--showdown-report"] = self.report_path
+        return found
 
     @property
     def categories_label(self) -> str:
@@ -71,20 +95,126 @@ def parse_ratings(text: str) -> tuple[str, ...]:
 def parse_limit(text: str | None) -> int | None:
     if text is None or str(text).strip() == "":
         return None
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"--showdown-limit must be a whole number, got {text!r}") from None
     if value < 1:
         raise ValueError(f"--showdown-limit must be at least 1, got {value}")
     return value
 
 
 def parse_margin(text: str | None) -> float:
-    """``--showdown-margin``: how far an average score may drop against ``--showdown-compare``."""
+    """``--showdown-margin``: how far an average score may drop against ``--showdown-compare``; a
+    finite number at least 0 (NaN or inf would make the gate unable to fail)."""
     if text is None or str(text).strip() == "":
         return DEFAULT_MARGIN
-    value = float(text)
-    if value < 0:
-        raise ValueError(f"--showdown-margin is a drop in average score, at least 0; got {value}")
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"--showdown-margin must be a number, got {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"--showdown-margin is a drop in average score, a finite number >= 0; got {text}")
     return value
+
+
+def _items(lines: Iterable[str]) -> list[str]:
+    """The entries of a list value: one per line and per comma, blanks and ``#`` comments dropped."""
+    items: list[str] = []
+    for line in lines:
+        for part in re.split(r"[,\n]", line):
+            text = part.strip()
+            if text and not text.startswith("#"):
+                items.append(text)
+    return items
+
+
+def parse_baselines(lines: Iterable[str]) -> dict[str, float]:
+    """``--showdown-baseline NAME=SCORE`` (repeatable) and ini ``showdown_baselines``: ``NAME = SCORE``
+    entries separated by commas or newlines in both (``a = 0.2, b = 0.2`` is two baselines). A score
+    is a finite number at most 1 (the best average score); a later entry for the same tagger wins
+    (the command line comes after the ini)."""
+    baselines: dict[str, float] = {}
+    for entry in _items(lines):
+        name, eq, value = entry.rpartition("=")
+        name = name.strip()
+        if not eq or not name:
+            raise ValueError(f"--showdown-baseline: cannot read {entry!r}: expected NAME=SCORE")
+        try:
+            score = float(value)
+        except ValueError:
+            raise ValueError(f"--showdown-baseline {entry!r}: {value.strip()!r} is not a number") from None
+        if not (math.isfinite(score) and score <= 1):
+            raise ValueError(
+                f"--showdown-baseline {entry!r}: a baseline is an average score, a finite number at most 1"
+            )
+        baselines[name] = score
+    return baselines
+
+
+def parse_thresholds(lines: Iterable[str]) -> tuple[ThresholdOverride, ...]:
+    """``--showdown-threshold`` values: ``0.5``, ``general=0.4,character=0.9``, ``mcut=true``, each
+    optionally after ``NAME:`` for one tagger; one value may hold several (``a:0.6,b:0.2``). A part
+    without a prefix belongs to the previous part's tagger (``a:general=0.4,character=0.9``), or to
+    every tagger when it comes first. Values are checked now (numbers in [0, 1], known categories,
+    ``mcut`` true/false), so a typo never waits for the first post."""
+    overrides: list[ThresholdOverride] = []
+    for line in lines:
+        name: str | None = None
+        grouped: dict[str | None, dict[str, str]] = {}
+        for part in (p.strip() for p in re.split(r"[,\n]", line)):
+            if not part:
+                continue
+            key, eq, value = part.partition("=")
+            target, colon, key = key.rpartition(":") if eq else part.rpartition(":")
+            if colon:
+                name = target.strip()
+                if not name:
+                    raise ValueError(f"--showdown-threshold {part!r}: empty tagger name before ':'")
+            body = {key.strip(): value.strip()} if eq else {"all": key.strip()}
+            try:
+                Thresholds().with_overrides(body)
+            except ValueError as exc:
+                raise ValueError(f"--showdown-threshold {line.strip()!r}: {exc}") from None
+            grouped.setdefault(name, {}).update(body)
+        overrides += grouped.items()
+    return tuple(overrides)
+
+
+def check_tagger_names(
+    settings: ShowdownSettings, selected: Sequence[str], resolve: Callable[[str], object]
+) -> None:
+    """Baselines and per-tagger thresholds must name a selected tagger (with no ``--tagger``, tests
+    choose theirs with marks: then a name the registry knows); a misspelt name would be ignored."""
+    named = [("--showdown-baseline", name) for name in settings.baselines]
+    named += [("--showdown-threshold", name) for name, _ in settings.thresholds if name is not None]
+    for option, name in named:
+        if selected and name not in selected:
+            raise ValueError(f"{option}: {name} is not a selected tagger (selected: {', '.join(selected)})")
+        if not selected:
+            try:
+                resolve(name)
+            except LookupError as exc:
+                raise ValueError(f"{option}: {exc}") from None
+
+
+def check_output_paths(settings: ShowdownSettings, inputs: Mapping[str, Path] | None = None) -> None:
+    """No output may overwrite an input (the dataset, the compared run) or another output, and each
+    must be writable: its folder exists or can be created."""
+    taken = {"--showdown-db": settings.db, **(inputs or {})}
+    seen = {path.resolve(): option for option, path in taken.items()}
+    for option, path in settings.outputs().items():
+        resolved = path.resolve()
+        if resolved in seen:
+            raise ValueError(f"{option} {path} is the same file as {seen[resolved]}: it would be overwritten")
+        seen[resolved] = option
+        if resolved.is_dir():
+            raise ValueError(f"{option} {path} is a folder; name a file")
+        folder = resolved.parent
+        while not folder.exists():
+            folder = folder.parent
+        if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+            raise ValueError(f"{option} {path}: cannot write there ({folder} is not a writable folder)")
 
 
 def parse_batch_size(text: str | None) -> int | None:
@@ -119,17 +249,20 @@ def build_settings(
     compare_margin: str | None = None,
     batch_size: str | None = None,
     cache_dir: Path | None = None,
+    cache_max_size: str | None = None,
     shard: str | None = None,
     gpus: str | None = None,
 ) -> ShowdownSettings:
-    """Settings from option text; raises ValueError with a message naming the bad value."""
-    return ShowdownSettings(
+    """Settings from option text; raises ValueError with a message naming the option and the bad
+    value. Tagger names are checked against the selection (:func:`check_tagger_names`) and output
+    paths by the process that writes them (:func:`check_output_paths`)."""
+    settings = ShowdownSettings(
         taggers=tuple(taggers),
         db=db or DEMO_DB,
         ratings=parse_ratings(ratings) if ratings else RATINGS,
         limit=parse_limit(limit),
         categories=parse_categories(categories or "all"),
-        thresholds=tuple(parse_threshold_option(text) for text in thresholds if text.strip()),
+        thresholds=parse_thresholds(thresholds),
         json_path=json_path,
         baselines=parse_baselines(baselines),
         providers=tuple(p.strip() for p in providers.split(",") if p.strip()) if providers else None,
@@ -141,6 +274,10 @@ def build_settings(
         compare_margin=parse_margin(compare_margin),
         batch_size=parse_batch_size(batch_size),
         cache_dir=cache_dir,
+        cache_max_size=(
+            parse_size(cache_max_size, "--showdown-cache-max-size") if cache_max_size else DEFAULT_MAX_SIZE
+        ),
         shard=parse_shard(shard),
         gpus=parse_gpus(gpus),
     )
+    return settings

@@ -2,9 +2,9 @@
 
 Closeness of two tags is their cosine similarity over posts, ``|A and B| / sqrt(|A| |B|)`` where
 ``A`` and ``B`` are the posts carrying each tag: 1 for tags that always appear together, 0 for tags
-never seen on one post. A run takes it from the dataset's own human tags (:class:`Cooccurrence`);
-:class:`RelatedTags` reads Danbooru's ``/related_tag.json`` answers (the API's cosine) for callers of
-``analysis.analyse_run`` that fetched them (``fetch`` does not).
+never seen on one post. A run takes it from Danbooru's related tags (:class:`RelatedTags`, the
+``/related_tag.json`` cosine that ``fetch --with-tag-relations`` stores) when the dataset has them,
+and from the dataset's own human tags (:class:`Cooccurrence`) otherwise; :data:`SOURCES` names both.
 
 A wrong tag's cost is ``1 - closeness`` to the nearest true tag of the post, and
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Final, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -26,9 +26,20 @@ import numpy.typing as npt
 from .results import PostResult
 from .tags import normalize_tag
 
+#: Where closeness comes from (a :class:`TagSimilarity`'s ``source``), as the terminal and report say it.
+SOURCES: Final = {
+    "related_tags": "closeness from Danbooru's related tags (cosine, fetched with --with-tag-relations)",
+    "cooccurrence": "closeness from co-occurrence in the dataset's tags (no related tags fetched)",
+}
+
 
 class TagSimilarity(Protocol):
     """Anything that says how close each of some tags is to its nearest tag in a set."""
+
+    @property
+    def source(self) -> str:
+        """Where the closeness comes from: a key of :data:`SOURCES`."""
+        ...
 
     def closeness(self, tags: Sequence[str], truth: Collection[str]) -> npt.NDArray[np.float64]:
         """For each of ``tags``, its highest similarity (0..1) to any tag of ``truth``."""
@@ -43,6 +54,8 @@ def _pairs(size: int) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
 
 class Cooccurrence:
     """Tag similarity from how often tags share a post in a set of posts (e.g. the dataset)."""
+
+    source = "cooccurrence"
 
     def __init__(self, tag_sets: Iterable[Collection[str]]) -> None:
         ids: dict[str, int] = {}
@@ -95,10 +108,15 @@ class Cooccurrence:
 
 
 class RelatedTags:
-    """Tag similarity from Danbooru's ``/related_tag.json`` answers (their ``cosine_similarity``).
+    """Tag similarity from Danbooru's ``/related_tag.json`` answers (their ``cosine_similarity``),
+    as :meth:`Dataset.related_tags <pytest_tagger_showdown.dataset.store.Dataset.related_tags>` gives
+    them: queried tag -> {related tag: cosine}.
 
-    A pair missing from every answer counts as unrelated; answers are read both ways.
+    A pair missing from every answer counts as unrelated (0); answers are read both ways, the higher
+    value winning; values are clipped to 0..1 (Danbooru estimates them from a sample of posts).
     """
+
+    source = "related_tags"
 
     def __init__(self, similarities: Mapping[str, Mapping[str, float]]) -> None:
         self._similarity: dict[tuple[str, str], float] = {}
@@ -106,18 +124,7 @@ class RelatedTags:
             for other, value in related.items():
                 first, second = sorted((normalize_tag(query), normalize_tag(other)))
                 known = self._similarity.get((first, second), 0.0)
-                self._similarity[first, second] = max(float(value), known)
-
-    @classmethod
-    def from_answers(cls, answers: Iterable[Mapping[str, Any]]) -> RelatedTags:
-        """From ``/related_tag.json?query=TAG`` answers: ``{"query", "related_tags": [{"tag":
-        {"name"}, "cosine_similarity"}]}``."""
-        similarities: dict[str, dict[str, float]] = {}
-        for answer in answers:
-            related = similarities.setdefault(str(answer["query"]), {})
-            for item in answer.get("related_tags", ()):
-                related[str(item["tag"]["name"])] = float(item["cosine_similarity"])
-        return cls(similarities)
+                self._similarity[first, second] = max(min(max(float(value), 0.0), 1.0), known)
 
     def similarity(self, a: str, b: str) -> float:
         first, second = sorted((normalize_tag(a), normalize_tag(b)))

@@ -1,4 +1,5 @@
-"""A small, polite client for Danbooru's JSON API: post pages, tag relations and verified downloads.
+"""A small, polite client for Danbooru's JSON API: post pages, tag relations, related tags and
+verified downloads.
 
 Politeness and robustness live here so that the fetcher can stay a plain loop: one requests session
 per thread with a clear User-Agent, a timeout on every call, retries with backoff on 429 (honouring
@@ -45,6 +46,8 @@ IMAGE_EXTENSIONS: Final = frozenset({"png", "jpg", "jpeg", "gif", "webp", "bmp",
 MAX_DOWNLOAD_BYTES: Final = 256 * 1024 * 1024
 #: Tags per tag-relation request: tag names are short, so this keeps URLs well under server limits.
 RELATION_BATCH: Final = 100
+#: Related tags asked for per tag (``/related_tag.json``'s ``limit``; Danbooru's own default is 25).
+RELATED_TAG_LIMIT: Final = 100
 
 _CATEGORY_FIELDS: Final = (
     ("tag_string_general", TagCategory.GENERAL),
@@ -117,6 +120,61 @@ class Credentials:
             missing = "DANBOORU_LOGIN" if not login else "DANBOORU_API_KEY"
             raise FetchError(f"{missing} is not set; set both DANBOORU_LOGIN and DANBOORU_API_KEY")
         return cls(login, api_key)
+
+
+@dataclass(frozen=True)
+class RelatedTag:
+    """One entry of a ``/related_tag.json`` answer: a tag and how it relates to the queried tag.
+
+    Danbooru computes them over a sample of the queried tag's posts (``RelatedTagCalculator``):
+    ``cosine_similarity`` is ``|A and B| / sqrt(|A| |B|)``, 0..1 up to sampling error.
+    """
+
+    name: str
+    cosine_similarity: float
+    jaccard_similarity: float | None = None
+    overlap_coefficient: float | None = None
+    frequency: float | None = None
+
+
+@dataclass(frozen=True)
+class RelatedTagAnswer:
+    """What ``/related_tag.json?query=TAG`` answered for one tag."""
+
+    query: str
+    #: How many posts Danbooru says carry the tag (None when the answer does not say).
+    post_count: int | None
+    related: tuple[RelatedTag, ...]
+
+
+def _float_or_none(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def related_tag_answer(query: str, data: object) -> RelatedTagAnswer:
+    """Read a ``/related_tag.json`` answer: ``{"query", "post_count", "related_tags": [{"tag":
+    {"name", ...}, "cosine_similarity", "jaccard_similarity", "overlap_coefficient", "frequency"}]}``
+    (Danbooru's ``RelatedTagQuery#serializable_hash``). Raises :class:`FetchError` for anything else.
+    """
+    items = data.get("related_tags") if isinstance(data, Mapping) else None
+    if not isinstance(data, Mapping) or not isinstance(items, list):
+        raise FetchError(f"GET /related_tag.json for {query!r} answered something without related_tags")
+    related: list[RelatedTag] = []
+    for item in items:
+        tag = item.get("tag") if isinstance(item, Mapping) else None
+        cosine = _float_or_none(item.get("cosine_similarity")) if isinstance(item, Mapping) else None
+        if not isinstance(tag, Mapping) or not isinstance(tag.get("name"), str) or cosine is None:
+            raise FetchError(f"GET /related_tag.json for {query!r} answered an entry without a tag or cosine")
+        related.append(
+            RelatedTag(
+                name=normalize_tag(tag["name"]),
+                cosine_similarity=cosine,
+                jaccard_similarity=_float_or_none(item.get("jaccard_similarity")),
+                overlap_coefficient=_float_or_none(item.get("overlap_coefficient")),
+                frequency=_float_or_none(item.get("frequency")),
+            )
+        )
+    return RelatedTagAnswer(query, _int_or_none(data.get("post_count")), tuple(related))
 
 
 @dataclass(frozen=True)
@@ -451,6 +509,11 @@ class DanbooruClient:
                     break
                 cursor = min(int(row["id"]) for row in rows)
         return sorted(pairs)
+
+    def related_tags(self, query: str, *, limit: int = RELATED_TAG_LIMIT) -> RelatedTagAnswer:
+        """Danbooru's related tags of one tag (``/related_tag.json``), most similar first."""
+        data = self.get_json("/related_tag.json", {"query": query, "limit": str(limit)})
+        return related_tag_answer(query, data)
 
     # -- downloads -------------------------------------------------------------------------------
 

@@ -15,6 +15,8 @@ Why a fetch killed at any moment resumes exactly:
 - A post counts toward ``per_rating`` once it is stored with its image. A rerun counts what is there,
   downloads only what is missing and keeps at most ``per_rating - have`` downloads in flight, so a
   dataset never ends with more posts of a rating than asked for.
+- With ``--with-tag-relations``, each tag's related tags go in with one transaction per tag, so a
+  rerun asks only for the tags whose answer is not stored yet.
 """
 
 from __future__ import annotations
@@ -50,6 +52,9 @@ log = logging.getLogger(__name__)
 #: ``meta`` key of the query a dataset was fetched with (JSON).
 QUERY_KEY: Final = "fetch.query"
 MAX_CONCURRENCY: Final = 32
+#: With ``--with-tag-relations``: related tags of this many of the dataset's most frequent tags.
+DEFAULT_RELATED_TAGS: Final = 500
+MAX_RELATED_TAGS: Final = 100_000
 
 
 def cursor_key(rating: str) -> str:
@@ -59,8 +64,8 @@ def cursor_key(rating: str) -> str:
 
 @dataclass(frozen=True)
 class FetchOptions:
-    """What to fetch; everything but ``per_rating``, ``ratings``, ``concurrency`` and
-    ``with_tag_relations`` must stay the same for a dataset's whole life."""
+    """What to fetch; everything but ``per_rating``, ``ratings``, ``concurrency``,
+    ``with_tag_relations`` and ``related_tags`` must stay the same for a dataset's whole life."""
 
     per_rating: int
     ratings: tuple[str, ...] = RATINGS
@@ -70,6 +75,8 @@ class FetchOptions:
     variant: Literal["original", "sample"] = "original"
     concurrency: int = 4
     with_tag_relations: bool = False
+    #: How many of the dataset's most frequent tags get their related tags (with ``with_tag_relations``).
+    related_tags: int = DEFAULT_RELATED_TAGS
 
     def query(self, rating: str) -> str:
         """The search for one rating: ``rating:g`` plus the extra tags."""
@@ -107,6 +114,8 @@ class FetchResult:
     ratings: list[RatingResult] = field(default_factory=list)
     #: Tag relations stored per kind, when they were fetched.
     tag_relations: dict[str, int] = field(default_factory=dict)
+    #: Related tags, when they were fetched: (tags chosen, all now stored; answers fetched by this run).
+    related_tags: tuple[int, int] | None = None
 
     @property
     def complete(self) -> bool:
@@ -373,6 +382,29 @@ def fetch_tag_relations(dataset: Dataset, client: DanbooruClient) -> dict[str, i
     return {"alias": len(aliases), "implication": len(implications)}
 
 
+def most_frequent_tags(dataset: Dataset, count: int) -> list[str]:
+    """The ``count`` tags on the most posts of the dataset (all categories; ties by name)."""
+    posts_with = Counter(tag for post in dataset.posts() for tag in post.tags)
+    return sorted(posts_with, key=lambda tag: (-posts_with[tag], tag))[:count]
+
+
+def fetch_related_tags(dataset: Dataset, client: DanbooruClient, count: int) -> tuple[int, int]:
+    """Store Danbooru's related tags of the dataset's ``count`` most frequent tags, for the
+    distance-aware score; one request and one transaction per tag, tags already stored skipped.
+
+    Returns (tags chosen, answers fetched now). Raises :class:`FetchError` as every request does;
+    what was stored before stays.
+    """
+    chosen = most_frequent_tags(dataset, count)
+    stored = dataset.related_tag_queries()
+    missing = [tag for tag in chosen if tag not in stored]
+    for tag in tqdm(
+        missing, desc="related tags", unit="tag", file=sys.stderr, disable=not sys.stderr.isatty()
+    ):
+        dataset.add_related_tags(client.related_tags(tag))
+    return len(chosen), len(missing)
+
+
 def fetch_dataset(
     dataset: Dataset,
     client: DanbooruClient,
@@ -397,6 +429,7 @@ def fetch_dataset(
         pool.shutdown(wait=True, cancel_futures=True)
     if options.with_tag_relations:
         result.tag_relations = fetch_tag_relations(dataset, client)
+        result.related_tags = fetch_related_tags(dataset, client, options.related_tags)
     return result
 
 
@@ -417,4 +450,7 @@ def format_result(result: FetchResult, db: Path) -> str:
             f"{db}: tag relations: {result.tag_relations['alias']} aliases, "
             f"{result.tag_relations['implication']} implications"
         )
+    if result.related_tags is not None:
+        chosen, fetched = result.related_tags
+        lines.append(f"{db}: related tags of the {chosen} most frequent tags ({fetched} fetched now)")
     return "\n".join(lines)

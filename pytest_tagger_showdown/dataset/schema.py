@@ -58,6 +58,23 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         value  TEXT NOT NULL
     );
     """,
+    # 1 -> 2: Danbooru's related tags (``/related_tag.json``), one row per tag queried (so a tag whose
+    # answer listed nothing still counts as fetched) and one per tag its answer lists.
+    """
+    CREATE TABLE related_tag_queries (
+        query       TEXT PRIMARY KEY,
+        post_count  INTEGER
+    );
+    CREATE TABLE related_tags (
+        query                TEXT NOT NULL REFERENCES related_tag_queries (query) ON DELETE CASCADE,
+        tag                  TEXT NOT NULL,
+        cosine_similarity    REAL NOT NULL,
+        jaccard_similarity   REAL,
+        overlap_coefficient  REAL,
+        frequency            REAL,
+        PRIMARY KEY (query, tag)
+    );
+    """,
 )
 
 SCHEMA_VERSION: Final[int] = len(MIGRATIONS)

@@ -10,12 +10,15 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import DatasetError, ImageError
 from ..tags import RATINGS, TagCategory
 from .post import Post
 from .schema import SCHEMA_VERSION, check_version, migrate
+
+if TYPE_CHECKING:
+    from .danbooru import RelatedTagAnswer
 
 
 class Dataset:
@@ -173,6 +176,19 @@ class Dataset:
             )
         )
 
+    def related_tag_queries(self) -> set[str]:
+        """The tags whose ``/related_tag.json`` answer is stored (also those that listed nothing)."""
+        return {str(row[0]) for row in self._conn.execute("SELECT query FROM related_tag_queries")}
+
+    def related_tags(self) -> dict[str, dict[str, float]]:
+        """Danbooru's related tags: queried tag -> {related tag: cosine similarity}."""
+        result: dict[str, dict[str, float]] = {}
+        for query, tag, cosine in self._conn.execute(
+            "SELECT query, tag, cosine_similarity FROM related_tags ORDER BY 1, 2"
+        ):
+            result.setdefault(str(query), {})[str(tag)] = float(cosine)
+        return result
+
     def meta(self, key: str) -> str | None:
         row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
@@ -247,6 +263,30 @@ class Dataset:
             conn.executemany(
                 "INSERT OR IGNORE INTO tag_relations (kind, antecedent, consequent) VALUES (?, ?, ?)",
                 [(kind, a, c) for a, c in pairs],
+            )
+
+    def add_related_tags(self, answer: RelatedTagAnswer) -> None:
+        """Store one tag's ``/related_tag.json`` answer atomically, replacing an earlier one."""
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM related_tags WHERE query = ?", (answer.query,))
+            conn.execute(
+                "INSERT OR REPLACE INTO related_tag_queries (query, post_count) VALUES (?, ?)",
+                (answer.query, answer.post_count),
+            )
+            conn.executemany(
+                "INSERT OR REPLACE INTO related_tags (query, tag, cosine_similarity, jaccard_similarity,"
+                " overlap_coefficient, frequency) VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        answer.query,
+                        tag.name,
+                        tag.cosine_similarity,
+                        tag.jaccard_similarity,
+                        tag.overlap_coefficient,
+                        tag.frequency,
+                    )
+                    for tag in answer.related
+                ],
             )
 
     def set_meta(self, key: str, value: str) -> None:

@@ -23,6 +23,8 @@ from ..errors import ShowdownError
 from ..metrics import SliceMetrics
 from ..probabilities import SOURCE_PROBABILITIES
 from ..results import PostResult
+from ..results import package_version as installed_version
+from ..tag_distance import SOURCES
 from ..tags import RATING_NAMES, RATINGS, predicted_rating_tag
 from . import plots
 from .table import HEADERS, summary_row
@@ -99,7 +101,8 @@ def _summary_table(analysis: RunAnalysis) -> str:
         (*summary_row(s, mark_cached=False), _number(analysis.distance_score(s.tagger)))
         for s in analysis.summaries
     ]
-    return _table((*HEADERS, "distance score"), rows, css="summary")
+    table = _table((*HEADERS, "distance score"), rows, css="summary")
+    return f"{table}\n<p>distance score: {_e(SOURCES[analysis.distance_source])}</p>"
 
 
 def _metrics_cells(m: SliceMetrics) -> list[str]:
@@ -288,14 +291,7 @@ TAGGER_FACTS: Final = {
 def package_version(document: Mapping[str, Any]) -> str:
     """The package version that produced the document: recorded in it, else the installed one."""
     recorded = document.get("package_version")
-    if recorded:
-        return str(recorded)
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(PACKAGE)
-    except PackageNotFoundError:
-        return "unknown"
+    return str(recorded) if recorded else installed_version()
 
 
 def _fact_text(value: object) -> str:

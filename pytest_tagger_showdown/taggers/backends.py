@@ -38,6 +38,10 @@ def _load_control(spec: TaggerSpec, options: LoadOptions) -> Tagger:
     return ControlTagger(spec)
 
 
+#: The backends that run through onnxruntime, on the ``--showdown-providers``.
+ONNX_BACKENDS = frozenset({"onnx", hub.BACKEND})
+
+
 def register_backends(registry: TaggerRegistry) -> None:
     """Add the control, local ONNX folders, hub WD14 models, DeepDanbooru, the webui and hydrus-dd."""
     registry.register_backend("control", _load_control)

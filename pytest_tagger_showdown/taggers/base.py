@@ -7,45 +7,15 @@ keys on) are declared here with the value a tagger without them has.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from ..dataset.post import Post
-from ..errors import TaggerLoadError
 from ..prediction import Prediction
+from ..vocabulary import Vocabulary
 from .spec import TaggerSpec
-
-
-@dataclass(frozen=True)
-class Vocabulary:
-    """The tag of each model output, with its category; ratings are kept apart."""
-
-    names: tuple[str, ...]
-    categories: tuple[int, ...]
-
-    @classmethod
-    def from_csv(cls, path: Path) -> Vocabulary:
-        """Read ``selected_tags.csv`` (``tag_id,name,category,count``; name and category are used)."""
-        try:
-            with path.open(newline="", encoding="utf-8") as handle:
-                rows = list(csv.DictReader(handle))
-        except OSError as exc:
-            raise TaggerLoadError(f"cannot read the tag list {path}: {exc}") from exc
-        if not rows or not {"name", "category"} <= set(rows[0]):
-            raise TaggerLoadError(f"{path} has no name,category columns (expected selected_tags.csv)")
-        try:
-            return cls(
-                names=tuple(row["name"] for row in rows),
-                categories=tuple(int(row["category"]) for row in rows),
-            )
-        except ValueError as exc:
-            raise TaggerLoadError(f"{path}: a category is not a number: {exc}") from exc
-
-    def __len__(self) -> int:
-        return len(self.names)
 
 
 @dataclass(frozen=True)
@@ -108,6 +78,13 @@ class Tagger(Protocol):
         """The square input side in pixels the model takes, or None; part of the input cache key."""
         ...
 
+    @property
+    def row_tags(self) -> bool:
+        """Whether the kept tags and rating are decided from the output row over :attr:`vocabulary`
+        by ``wd14.OutputLayout`` (WD14, DeepDanbooru): then a cached row is re-cut at new thresholds
+        without loading the model."""
+        ...
+
     def prepare(self, post: Post, image: bytes) -> object:
         """Turn a post and its image bytes into the input ``infer`` takes; raises ImageError on bad images."""
         ...
@@ -126,3 +103,4 @@ class TaggerBase:
     fixed_batch: int | None = None
     model_files: tuple[Path, ...] = ()
     size: int | None = None
+    row_tags: bool = False

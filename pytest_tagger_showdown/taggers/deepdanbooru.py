@@ -28,10 +28,11 @@ from ..dataset.post import Post
 from ..errors import TaggerLoadError, TaggerRunError
 from ..prediction import Prediction
 from ..tags import normalize_rating
-from .base import LoadOptions, TaggerBase, Vocabulary
+from ..vocabulary import RATING_CATEGORY, Vocabulary
+from .base import LoadOptions, TaggerBase
 from .preprocess import ORIENTATION_TRANSPOSE, decode_image, exif_orientation
 from .spec import Preprocessing, TaggerSpec, Thresholds
-from .wd14 import CHARACTER_CATEGORY, RATING_CATEGORY, OutputLayout
+from .wd14 import CHARACTER_CATEGORY, OutputLayout
 
 BACKEND: Final = "deepdanbooru"
 #: DeepDanbooru's ``load_image_for_evaluate`` (:func:`model_input`): RGB, values / 255; the size comes
@@ -198,7 +199,9 @@ class DeepDanbooruTagger(TaggerBase):
                 f"tagger {spec.name}: tags.txt lists {len(self.vocabulary)} tags but the model has "
                 f"{outputs} outputs"
             )
-        self._layout = OutputLayout(self.vocabulary)
+        #: How an output row becomes tags and a rating: the engine applies it to cached rows too.
+        self.layout = OutputLayout(self.vocabulary)
+        self.row_tags = True
         #: Every file the predictions depend on: the engine's prediction cache is keyed by their hash.
         self.model_files: tuple[Path, ...] = tuple(
             path
@@ -222,7 +225,7 @@ class DeepDanbooruTagger(TaggerBase):
         except Exception as exc:  # TensorFlow's errors carry no common type
             raise TaggerRunError(f"tagger {self.spec.name}: inference failed: {exc}") from exc
         rows: npt.NDArray[np.float32] = np.asarray(output, dtype=np.float32)
-        return [self._layout.prediction(row, self.spec.thresholds) for row in rows]
+        return [self.layout.prediction(row, self.spec.thresholds) for row in rows]
 
 
 def load(spec: TaggerSpec, options: LoadOptions) -> DeepDanbooruTagger:

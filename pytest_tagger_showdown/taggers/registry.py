@@ -172,13 +172,14 @@ class TaggerRegistry:
         a glob pattern every registered name it matches (whether it can run here or not, as if each
         were named).
 
-        Order is kept and duplicates dropped; every name is checked so typos fail early.
+        Order is kept and duplicates dropped; every name is checked so typos fail early, and an
+        empty name (``--tagger ,``, ``--tagger a,,b``) raises :class:`UnknownTaggerError` too.
         """
         chosen: list[str] = []
         for entry in names:
             for name in (part.strip() for part in entry.split(",")):
                 if not name:
-                    continue
+                    raise UnknownTaggerError(f"empty tagger name in {entry!r}: name a tagger, or 'all'")
                 if name == "all":
                     expanded = [spec.name for spec in self if self.unavailable_reason(spec) is None]
                 elif is_pattern(name):

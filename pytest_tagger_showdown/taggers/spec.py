@@ -49,7 +49,7 @@ class Thresholds:
         changes: dict[str, float | bool] = {}
         for key, value in overrides.items():
             if key == "mcut":
-                changes["mcut"] = value.strip().lower() in ("1", "true", "yes", "on")
+                changes["mcut"] = _switch(value)
             elif key in ("general", "character"):
                 changes[key] = _probability(value)
             elif key == "all":
@@ -60,10 +60,25 @@ class Thresholds:
 
 
 def _probability(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"threshold {text!r} is not a number between 0 and 1") from None
+    if not 0.0 <= value <= 1.0:  # NaN fails this too
         raise ValueError(f"threshold {text} is not between 0 and 1")
     return value
+
+
+_SWITCHES = {"true": True, "1": True, "yes": True, "on": True}
+_SWITCHES |= {"false": False, "0": False, "no": False, "off": False}
+
+
+def _switch(text: str) -> bool:
+    """``mcut=true``/``false`` (also 1/0, yes/no, on/off); anything else is an error, not "off"."""
+    try:
+        return _SWITCHES[text.strip().lower()]
+    except KeyError:
+        raise ValueError(f"mcut={text!r}: use true or false") from None
 
 
 @dataclass(frozen=True)
@@ -83,25 +98,3 @@ class TaggerSpec:
     thresholds: Thresholds = Thresholds()
     options: Mapping[str, str] = field(default_factory=dict, hash=False)
     description: str = ""
-
-
-def parse_threshold_option(text: str) -> tuple[str | None, dict[str, str]]:
-    """Parse one ``--showdown-threshold`` value into (tagger name or None for all taggers, overrides).
-
-    Accepted: ``0.5`` (every category), ``general=0.4,character=0.9``, ``mcut=true``, and any of those
-    after ``NAME:`` to apply to one tagger only (``wd14-vit-v2:general=0.4``).
-    """
-    name: str | None = None
-    body = text.strip()
-    head, sep, tail = body.rpartition(":")
-    if sep and "=" not in head:
-        name, body = head.strip(), tail.strip()
-    if "=" not in body:
-        return name, {"all": body}
-    overrides: dict[str, str] = {}
-    for part in body.split(","):
-        key, eq, value = part.partition("=")
-        if not eq:
-            raise ValueError(f"cannot read threshold {part!r} in {text!r}: expected key=value")
-        overrides[key.strip()] = value.strip()
-    return name, overrides

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Final
 
 import numpy as np
 import numpy.typing as npt
@@ -12,13 +13,14 @@ from ..dataset.post import Post
 from ..devices import provider_list
 from ..errors import TaggerLoadError, TaggerRunError
 from ..prediction import Prediction
+from ..probabilities import stored_row
 from ..tags import TagCategory, normalize_rating, normalize_tag
-from .base import LoadOptions, TaggerBase, Vocabulary
+from ..vocabulary import RATING_CATEGORY, Vocabulary
+from .base import LoadOptions, TaggerBase
 from .preprocess import decode_image, preprocess
 from .spec import TaggerSpec, Thresholds
 
-#: ``selected_tags.csv`` marks the four rating rows with category 9, characters with 4.
-RATING_CATEGORY = 9
+#: ``selected_tags.csv`` marks characters with 4 (the rating rows with ``RATING_CATEGORY``, 9).
 CHARACTER_CATEGORY = 4
 #: The official demo's lower bound on an MCut character threshold.
 MCUT_CHARACTER_FLOOR = 0.15
@@ -34,10 +36,36 @@ def mcut_threshold(probabilities: npt.NDArray[np.float32]) -> float:
     return float(ordered[at] + ordered[at + 1]) / 2
 
 
+#: Installed providers not used unless asked for: TensorRT builds an engine per model on first use,
+#: which takes minutes; Azure runs remote endpoints, not a local model.
+NOT_BY_DEFAULT: Final = frozenset({"TensorrtExecutionProvider", "AzureExecutionProvider"})
+
+
 def default_providers(available: Sequence[str]) -> list[str]:
-    """What is installed, in onnxruntime's order (CUDA first with onnxruntime-gpu), without TensorRT:
-    it builds an engine per model on first use, which takes minutes; ask for it explicitly."""
-    return [name for name in available if name != "TensorrtExecutionProvider"]
+    """What is installed, in onnxruntime's order (CUDA first with onnxruntime-gpu), but
+    :data:`NOT_BY_DEFAULT`."""
+    return [name for name in available if name not in NOT_BY_DEFAULT]
+
+
+def resolve_providers(
+    requested: Sequence[str] | None, available: Sequence[str]
+) -> tuple[list[str], list[str]]:
+    """``(providers to use, requested ones this onnxruntime lacks)``: the requested ones it has, in
+    order, else the defaults (a request for CUDA on a CPU-only machine runs on CPU, and says so)."""
+    if not requested:
+        return default_providers(available), []
+    missing = [name for name in requested if name not in available]
+    use = [name for name in requested if name in available]
+    return use or default_providers(available), missing
+
+
+def execution_providers(requested: Sequence[str] | None) -> tuple[list[str], list[str]] | None:
+    """:func:`resolve_providers` for the installed onnxruntime; None when it is not installed."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return None
+    return resolve_providers(requested, ort.get_available_providers())
 
 
 class OutputLayout:
@@ -55,6 +83,15 @@ class OutputLayout:
         )
 
     def prediction(self, row: npt.NDArray[np.float32], thresholds: Thresholds) -> Prediction:
+        """Tags and rating from an output row ``[T]``, decided on the row as the run stores it
+        (:func:`probabilities.stored_row`: float16, 0 below 0.01), so that cut-offs applied later to
+        a cached row keep exactly the tags a fresh run keeps, and agree with the threshold sweep. A
+        row with NaN or infinite outputs gives neither tags nor a rating (``argmax`` over NaN is not
+        a rating), only the columns that held them."""
+        broken = np.flatnonzero(~np.isfinite(row))
+        if broken.size:
+            return Prediction(tags={}, non_finite=tuple(self._names[i] for i in broken))
+        row = stored_row(row)
         kept: dict[str, float] = {}
         for index, category in (
             (self._general_index, TagCategory.GENERAL),
@@ -96,9 +133,8 @@ class WD14Tagger(TaggerBase):
             raise TaggerLoadError(
                 f"tagger {spec.name} needs onnxruntime: pip install 'pytest-tagger-showdown[onnx]'"
             ) from exc
-        providers = provider_list(
-            options.providers or default_providers(ort.get_available_providers()), options.cuda_device
-        )
+        chosen, _ = resolve_providers(options.providers, ort.get_available_providers())
+        providers = provider_list(chosen, options.cuda_device)
         sess_options = ort.SessionOptions()
         sess_options.log_severity_level = 3
         try:
@@ -131,7 +167,9 @@ class WD14Tagger(TaggerBase):
                 f"tagger {spec.name}: {tags_path.name} lists {len(self.vocabulary)} tags but the "
                 f"model has {outputs[-1]} outputs"
             )
-        self._layout = OutputLayout(self.vocabulary)
+        #: How an output row becomes tags and a rating: the engine applies it to cached rows too.
+        self.layout = OutputLayout(self.vocabulary)
+        self.row_tags = True
 
     def prepare(self, post: Post, image: bytes) -> object:
         return preprocess(decode_image(image), self.spec.preprocessing, self.size)
@@ -155,7 +193,7 @@ class WD14Tagger(TaggerBase):
         return [self._to_prediction(row) for row in rows]
 
     def _to_prediction(self, row: npt.NDArray[np.float32]) -> Prediction:
-        return self._layout.prediction(row, self.spec.thresholds)
+        return self.layout.prediction(row, self.spec.thresholds)
 
 
 def load_folder(spec: TaggerSpec, options: LoadOptions) -> WD14Tagger:

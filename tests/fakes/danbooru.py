@@ -2,8 +2,9 @@
 
 It speaks the real API's JSON (post fields, ``media_asset.variants``, error bodies), pages the way
 Danbooru does (numbered pages with a page cap answering 410, ``page=b<id>`` and ``page=a<id>``
-cursors, ``limit`` capped at 200, ``only=``), serves ``/tag_aliases.json`` and
-``/tag_implications.json``, and the image files themselves with their true md5s. Switches make it
+cursors, ``limit`` capped at 200, ``only=``), serves ``/tag_aliases.json``,
+``/tag_implications.json``, ``/related_tag.json`` (computed exactly over its posts, where Danbooru
+samples) and the image files themselves with their true md5s. Switches make it
 misbehave the ways the real one (or the network) does: 429 with Retry-After, 5xx, slow answers,
 truncated and corrupt files, a post repeated across pages, a request that hangs until released.
 """
@@ -29,6 +30,10 @@ from tests.fakes.loopback import LoopbackFake
 #: Danbooru's largest page for posts, and for other listings.
 POST_LIMIT = 200
 OTHER_LIMIT = 1000
+#: ``/related_tag.json``'s default ``limit`` (Danbooru's ``RelatedTagQuery``).
+RELATED_LIMIT = 25
+#: Danbooru's tag category numbers.
+CATEGORY_IDS = {"general": 0, "artist": 1, "copyright": 3, "character": 4, "meta": 5}
 IMAGE_TYPES = {
     "png": "image/png",
     "jpg": "image/jpeg",
@@ -301,7 +306,8 @@ class FakeDanbooru(LoopbackFake):
         self.credentials = (login, api_key)
 
     def fail(self, path_prefix: str, status: int, *, times: int = 1, retry_after: str | None = None) -> None:
-        """Answer the next ``times`` requests under ``path_prefix`` with ``status``."""
+        """Answer the next ``times`` requests under ``path_prefix`` with ``status`` (the prefix may go
+        on into the query string: ``/related_tag.json?query=cat``)."""
         with self._lock:
             self._failures.extend([(path_prefix, status, retry_after)] * times)
 
@@ -351,10 +357,12 @@ class FakeDanbooru(LoopbackFake):
 
     def _answer(self, request: Request) -> Response:
         path = request.path
-        delay = self._take(self._delays, path)
+        query = request.query_string.decode()
+        target = f"{path}?{query}" if query else path
+        delay = self._take(self._delays, target)
         if delay is not None:
             time.sleep(delay[1])
-        failure = self._take(self._failures, path)
+        failure = self._take(self._failures, target)
         if failure is not None:
             _, status, retry_after = failure
             headers = {"Retry-After": retry_after} if retry_after is not None else {}
@@ -369,6 +377,8 @@ class FakeDanbooru(LoopbackFake):
             return self._relations(request, "alias")
         if path == "/tag_implications.json":
             return self._relations(request, "implication")
+        if path == "/related_tag.json":
+            return self._related(request)
         return _error(404, "ActiveRecord::RecordNotFound", "That record was not found.")
 
     def _authorised(self, request: Request) -> bool:
@@ -426,6 +436,59 @@ class FakeDanbooru(LoopbackFake):
             rows = [row for row in rows if row["id"] < int(page[1:])]
         limit = max(1, min(OTHER_LIMIT, int(args.get("limit", "20"))))
         return _json(rows[:limit])
+
+    def _tag_json(self, name: str, posts_with: Counter[str]) -> dict[str, Any]:
+        category = next(
+            (
+                number
+                for kind, number in CATEGORY_IDS.items()
+                for raw in self.posts.values()
+                if name in raw[f"tag_string_{kind}"].split()
+            ),
+            0,
+        )
+        return {
+            "id": sum(map(ord, name)),
+            "name": name,
+            "post_count": posts_with[name],
+            "category": category,
+            "created_at": "2020-01-01T00:00:00.000-05:00",
+            "updated_at": "2020-01-01T00:00:00.000-05:00",
+            "is_deprecated": False,
+            "words": name.split("_"),
+        }
+
+    def _related(self, request: Request) -> Response:
+        """Danbooru's ``RelatedTagQuery`` answer, its similarities computed over every post."""
+        query = request.args.get("query", "").strip()
+        limit = int(request.args.get("limit", str(RELATED_LIMIT)))
+        tag_sets = [set(raw["tag_string"].split()) for raw in self.posts.values()]
+        posts_with: Counter[str] = Counter(tag for tags in tag_sets for tag in tags)
+        shared: Counter[str] = Counter(tag for tags in tag_sets if query in tags for tag in tags)
+        size = posts_with[query]
+        related = []
+        for name, overlap in shared.items():
+            other = posts_with[name]
+            related.append(
+                {
+                    "tag": self._tag_json(name, posts_with),
+                    "cosine_similarity": overlap / (size * other) ** 0.5,
+                    "jaccard_similarity": overlap / (size + other - overlap),
+                    "overlap_coefficient": overlap / min(size, other),
+                    "frequency": overlap / size,
+                }
+            )
+        related.sort(key=lambda item: (-item["cosine_similarity"], item["tag"]["name"]))
+        return _json(
+            {
+                "query": query,
+                "post_count": size,
+                "tag": self._tag_json(query, posts_with) if size else None,
+                "related_tags": related[:limit],
+                "wiki_page_tags": [],
+                "other_wikis": {},
+            }
+        )
 
     def _file(self, path: str) -> Response:
         found = self.files.get(path)

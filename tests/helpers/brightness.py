@@ -2,8 +2,8 @@
 
 The tagger sees brightness only: it tags bright pictures ``white_background`` and dark ones
 ``black_background`` and always says rating general, so on these posts its score is known in advance:
-1.0 on general posts, (2 - 1) / 2 = 0.5 on the others (the rating is wrong); with every threshold at
-0 it also keeps the wrong background tag, one more incorrect tag per post.
+1.0 on general posts, (2 - 1) / 2 = 0.5 on the others (the rating is wrong); with a cut-off above
+0.9995 (its backgrounds' stored probability) it keeps no background, one correct tag fewer per post.
 """
 
 from __future__ import annotations

@@ -27,28 +27,43 @@ def test_compare_gate_passes_on_the_same_tagger_and_fails_on_a_drop(
     same, _ = run_showdown(*common, "--showdown-compare", "latest")
     assert same.ret == 0
     same.stdout.fnmatch_lines(
-        ["compared with saved run 0001_* (paired bootstrap, 95% CI):", "bright * +0.000 *"]
+        [
+            "compared with saved run 0001_* (paired bootstrap, 95% CI; Holm over 1 tagger(s), "
+            "family-wise 5%):",
+            "bright * 8 * +0.000 *",
+        ]
     )
+    same.assert_outcomes(passed=9)  # 8 posts and the gate of bright
 
-    # Every threshold at 0 keeps the wrong background too: one more incorrect tag, 1/3 less on every post.
+    # A cut-off above every probability drops the right background: one correct tag fewer, 1/3 less on
+    # every post. (A cut-off of 0 does not add the wrong one: its probability, 3e-4, is below the 0.01
+    # floor of the stored rows, which cut-offs are applied to.)
     worse, document = run_showdown(
-        *common, "--showdown-compare", "latest", "--showdown-threshold", "bright:0.0", json_file="worse.json"
+        *common,
+        "--showdown-compare",
+        "latest",
+        "--showdown-threshold",
+        "bright:0.9999",
+        json_file="worse.json",
     )
     assert worse.ret == 1
-    worse.assert_outcomes(passed=8)  # every post ran fine: the comparison fails the run
+    worse.assert_outcomes(passed=8, failed=1)  # every post ran fine: the comparison fails the run
     worse.stdout.fnmatch_lines(
         [
             "FAIL compare: bright: average score dropped by 0.333 against saved run 0001_* "
-            "(0.167 -> -0.167 over 8 paired posts; 95% CI of the change [[]-0.333, -0.333] excludes 0; "
-            "margin 0.020); lost most: black_background (-4), white_background (-4)",
+            "(0.167 -> -0.167 over 8 paired posts; p 0.0010, Holm-adjusted over 1 tagger(s) 0.0010 <= 0.05; "
+            "margin 0.020); lost most: black_background (-4), white_background (-4); "
+            "differs: thresholds character=0.85,general=0.35,mcut=False -> "
+            "character=0.9999,general=0.9999,mcut=False",
+            "FAILED tagger-showdown::gate[[]compare-bright[]] - bright: average score*",
         ]
     )
     metrics = document["metrics"]["bright"]
     assert metrics["source"] == "probabilities"  # the rows travelled (from the workers under xdist)
     assert metrics["overall"]["posts"] == 8
     assert metrics["by_rating"]["g"]["posts"] == 2
-    # Both backgrounds kept on 8 posts plus 8 ratings: 8 + 2 right of 24 kept.
-    assert metrics["overall"]["micro"]["precision"] == pytest.approx(10 / 24)
+    # Only the 8 ratings kept, 2 of them right.
+    assert metrics["overall"]["micro"]["precision"] == pytest.approx(2 / 8)
 
 
 def test_an_unknown_run_is_a_usage_error(pytester: pytest.Pytester, run_showdown: ShowdownRun) -> None:

@@ -65,7 +65,7 @@ def test_wd14_offline_and_not_cached_fails_each_post_naming_the_repo(
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     db = four_ratings(tmp_path / "data.db")
     result, _ = run_showdown(*NO_CACHE, "--tagger", "wd14-vit-v2", "--showdown-db", str(db))
-    result.assert_outcomes(failed=8)
+    result.assert_outcomes(failed=9)  # the 8 posts and gate[scored-wd14-vit-v2]: no post scored
     result.stdout.fnmatch_lines(
         ["*SmilingWolf/wd-v1-4-vit-tagger-v2@v2.0 is not in the Hugging Face cache*HF_HUB_OFFLINE*"]
     )
@@ -99,5 +99,24 @@ def test_a_server_that_goes_down_fails_each_post_clearly(run_showdown: ShowdownR
     db = four_ratings(tmp_path / "data.db")
     url = closed_port_url()
     result, _ = run_showdown("--tagger", "hydrus-dd", "--hydrus-dd-url", url, "--showdown-db", str(db))
-    result.assert_outcomes(failed=8)
+    result.assert_outcomes(failed=9)  # the 8 posts and gate[scored-hydrus-dd]: no post scored
     result.stdout.fnmatch_lines([f"*tagger hydrus-dd: POST {url}/: cannot reach the server*"])
+
+
+def test_a_hub_model_that_cannot_download_fails_once_per_cause_and_is_asked_once_per_process(
+    hub_env: FakeHub, run_showdown: ShowdownRun, tmp_path: Path
+) -> None:
+    hub_env.reset()  # the hub no longer has the repository: every download answers RepoNotFound
+    db = four_ratings(tmp_path / "data.db")
+    result, _ = run_showdown(*NO_CACHE, "--tagger", "wd14-vit-v2", "--showdown-db", str(db))
+    result.assert_outcomes(failed=9)  # its 8 posts, and no post scored
+    # The posts' own failures (the "no post scored" verdict quotes the first of them once more).
+    output = "\n".join(line for line in result.outlines if "no post was scored" not in line)
+    full = "tagger wd14-vit-v2: SmilingWolf/wd-v1-4-vit-tagger-v2@v2.0: the hub has no such repository"
+    processes = max(1, run_showdown.workers)
+    # Each process's first item carries the reason (one process may get no item at all), the others
+    # refer to it.
+    assert 1 <= output.count(full) <= processes, output
+    assert output.count("wd14-vit-v2 could not be loaded (see above)") == 8 - output.count(full)
+    # One attempt (one request for the tag list) per process that ran an item, never one per post.
+    assert 1 <= len(hub_env.requests) <= processes

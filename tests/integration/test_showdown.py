@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from pytest_tagger_showdown.columns import post_rows
+from tests.helpers.brightness import brightness_dataset, install_brightness_tagger
 from tests.helpers.datasets import four_ratings
 from tests.helpers.runs import ShowdownRun, table_rows
 
@@ -29,21 +30,20 @@ def test_control_scores_one_over_general_and_character(run_showdown: ShowdownRun
     result.stdout.fnmatch_lines(["scored over general+character tags"])
 
 
-def test_baseline_gate_passes_and_fails_with_a_clear_message(
-    run_showdown: ShowdownRun, tmp_path: Path
-) -> None:
-    db = four_ratings(tmp_path / "data.db")
+def test_baseline_gate_passes_and_fails_with_a_clear_message(run_showdown: ShowdownRun) -> None:
+    db = install_brightness_tagger(run_showdown.pytester)  # averages 0.167 (tests/helpers/brightness.py)
     passing, _ = run_showdown(
-        "--tagger", "control", "--showdown-db", str(db), "--showdown-baseline", "control=1.0"
+        "--tagger", "bright", "--showdown-db", str(db), "--showdown-baseline", "bright=0.1"
     )
     assert passing.ret == 0
+    passing.assert_outcomes(passed=9)  # 8 posts and gate[baseline-bright]
     failing, _ = run_showdown(
-        "--tagger", "control", "--showdown-db", str(db), "--showdown-baseline", "control=1.5"
+        "--tagger", "bright", "--showdown-db", str(db), "--showdown-baseline", "bright=0.5"
     )
     assert failing.ret == 1
-    failing.assert_outcomes(passed=8)
+    failing.assert_outcomes(passed=8, failed=1)
     failing.stdout.fnmatch_lines(
-        ["FAIL baseline: control: average score 1.000 is below its baseline 1.500 over 8 posts; worst*"]
+        ["FAIL baseline: bright: average score 0.167 is below its baseline 0.500 over 8 posts; worst*"]
     )
 
 
@@ -83,7 +83,16 @@ def test_ratings_option_filters_posts(run_showdown: ShowdownRun, tmp_path: Path)
             "*tagger-showdown: dataset missing.db does not exist*",
         ),
         (["--tagger", "control", "--showdown-ratings", "x"], "*unknown rating(s) x*"),
-        (["--tagger", "control", "--showdown-baseline", "control"], "*cannot read baseline 'control'*"),
+        (
+            ["--tagger", "control", "--showdown-baseline", "control"],
+            "*--showdown-baseline: cannot read 'control': expected NAME=SCORE*",
+        ),
+        (
+            ["--tagger", "control", "--showdown-baseline", "control=2.0"],
+            "*--showdown-baseline 'control=2.0': a baseline is an average score, a finite number at most 1",
+        ),
+        (["--tagger", ","], "ERROR: tagger-showdown: empty tagger name in ',': name a tagger, or 'all'"),
+        (["--tagger", "control,,demo-small"], "*empty tagger name in 'control,,demo-small'*"),
     ],
 )
 def test_bad_options_are_usage_errors(run_showdown: ShowdownRun, args: list[str], message: str) -> None:
@@ -93,21 +102,20 @@ def test_bad_options_are_usage_errors(run_showdown: ShowdownRun, args: list[str]
 
 
 def test_ini_configuration(pytester: pytest.Pytester, run_showdown: ShowdownRun) -> None:
-    four_ratings(pytester.path / "data" / "posts.db")
+    install_brightness_tagger(pytester)
+    brightness_dataset(pytester.path / "data" / "posts.db")
     pytester.makeini(
         """
         [pytest]
         showdown_db = data/posts.db
         showdown_json = out/results.json
         showdown_baselines =
-            control = 2.0
+            bright = 0.5
         """
     )
-    result, _ = run_showdown("--tagger", "control", json_file=None)
+    result, _ = run_showdown("--tagger", "bright", json_file=None)
     assert result.ret == 1
-    result.stdout.fnmatch_lines(
-        ["*8 posts from */data/posts.db*", "FAIL baseline: control: *baseline 2.000*"]
-    )
+    result.stdout.fnmatch_lines(["*8 posts from */data/posts.db*", "FAIL baseline: bright: *baseline 0.500*"])
     assert (pytester.path / "out" / "results.json").is_file()
 
 

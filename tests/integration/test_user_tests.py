@@ -77,3 +77,32 @@ def test_plugin_is_inert_without_a_showdown(pytester: pytest.Pytester, run_showd
     result.assert_outcomes(passed=1)
     result.stdout.no_fnmatch_line("tagger-showdown:*")
     result.stdout.no_fnmatch_line("*tagger showdown*")
+
+
+def test_the_command_line_narrows_marked_tests_to_its_taggers(
+    pytester: pytest.Pytester, run_showdown: ShowdownRun, tmp_path: Path
+) -> None:
+    pytester.makepyfile(
+        test_marks="""
+        import pytest
+
+        @pytest.mark.tagger("control", "demo-small")
+        def test_both(post, tagger, showdown):
+            showdown.run(post, tagger)
+
+        @pytest.mark.tagger("demo-large")
+        def test_large_only(post, tagger):
+            pass
+        """
+    )
+    db = four_ratings(tmp_path / "data.db")
+    result, document = run_showdown("--tagger", "control", "--showdown-db", str(db), "-rs")
+    # test_both runs control only (8 posts); test_large_only names none of --tagger's: its 8 items skipped.
+    result.assert_outcomes(passed=8, skipped=8)
+    assert {post["tagger"] for post in post_rows(document)} == {"control"}
+    result.stdout.fnmatch_lines(
+        [
+            "tagger-showdown: 8 posts from *; taggers: control; *",
+            "SKIPPED*marked for demo-large, but --tagger selects control",
+        ]
+    )

@@ -11,12 +11,12 @@ import pytest
 from pytest_tagger_showdown import Dataset, Post, Prediction, TaggerSpec
 from pytest_tagger_showdown.analysis import analyse_run
 from pytest_tagger_showdown.engine import Engine
+from pytest_tagger_showdown.pool import TaggerPool
 from pytest_tagger_showdown.probabilities import ProbabilityCollector, RowEncoder
 from pytest_tagger_showdown.results import PostResult
-from pytest_tagger_showdown.runner import TaggerPool
 from pytest_tagger_showdown.taggers.registry import TaggerRegistry
-from pytest_tagger_showdown.taggers.wd14 import Vocabulary
-from tests.datasets import G, PostSpec, make_dataset
+from pytest_tagger_showdown.vocabulary import Vocabulary
+from tests.helpers.datasets import G, PostSpec, make_dataset
 
 
 class OldVocabularyTagger:

@@ -5,51 +5,51 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
-from pytest_tagger_showdown import Prediction
-from pytest_tagger_showdown.cache import ShowdownCache, digest, file_sha256, model_fingerprint
+from pytest_tagger_showdown.cache import (
+    CACHE_VERSION,
+    ShowdownCache,
+    digest,
+    file_sha256,
+    model_fingerprint,
+    parse_size,
+)
+from pytest_tagger_showdown.probabilities import FLOOR, encode_row, stored_row
 
 
-def prediction(seed: int) -> Prediction:
+def row(seed: int, size: int = 1000) -> npt.NDArray[np.float32]:
+    """A probability row like a tagger's: most tags far below the floor, some plausible ones."""
     rng = np.random.default_rng(seed)
-    return Prediction(
-        tags={f"tag_{seed}": 0.75, "solo": 0.5 + seed / 1000},
-        rating="q",
-        rating_confidences={"g": 0.1, "s": 0.2, "q": 0.6, "e": 0.1},
-        probabilities=rng.random(1000, dtype=np.float32),
-    )
+    values = rng.random(size, dtype=np.float32) ** 8
+    values[:3] = (0.35, 0.3500001, 0.0099999)  # at a cut-off, just above it, just below the floor
+    return values
 
 
-def same_prediction(left: Prediction, right: Prediction) -> bool:
-    assert left.probabilities is not None
-    assert right.probabilities is not None
-    return left == right and np.array_equal(left.probabilities, right.probabilities)
-
-
-def test_predictions_round_trip_exactly_with_their_times(tmp_path: Path) -> None:
+def test_a_prediction_is_stored_as_its_compact_row_with_its_times(tmp_path: Path) -> None:
     cache = ShowdownCache(tmp_path)
-    original = prediction(3)
+    original = row(3)
     cache.put_prediction("k" * 64, original, 0.125, 0.9375)
     hit = cache.get_prediction("k" * 64)
     assert hit is not None
-    assert same_prediction(hit.prediction, original)
-    assert hit.prediction.probabilities is not None
-    assert hit.prediction.probabilities.dtype == np.float32
+    assert hit.probabilities.dtype == np.float32
+    # Exactly what the dataset metrics keep: float16 values at or above the floor, 0 below it.
+    expected = np.where(original >= FLOOR, original.astype(np.float16), 0).astype(np.float32)
+    np.testing.assert_array_equal(hit.probabilities, expected)
+    np.testing.assert_array_equal(hit.probabilities, stored_row(original))
+    assert encode_row(hit.probabilities) == encode_row(original)
     assert (hit.preprocess_s, hit.inference_s) == (0.125, 0.9375)
     assert cache.get_prediction("j" * 64) is None
-
-
-def test_a_prediction_without_probabilities(tmp_path: Path) -> None:
-    cache = ShowdownCache(tmp_path)
-    cache.put_prediction("a" * 64, Prediction(tags={"x": 1.0}, rating=None), 0.0, 0.5)
-    hit = cache.get_prediction("a" * 64)
-    assert hit is not None
-    assert hit.prediction == Prediction(tags={"x": 1.0}, rating=None)
-    assert hit.prediction.probabilities is None
+    (entry,) = (tmp_path / CACHE_VERSION / "predictions").rglob("*.entry")
+    kept = int(np.count_nonzero(original >= FLOOR))
+    assert entry.stat().st_size < 200 + kept * 4  # 2 bytes of column and 2 of value per kept tag
 
 
 @pytest.mark.parametrize("scale", [1.0, 1 / 255])
@@ -64,7 +64,7 @@ def test_inputs_round_trip_bit_identical(tmp_path: Path, scale: float) -> None:
     np.testing.assert_array_equal(hit.array, array)
     assert hit.preprocess_s == 0.03
     # 8-bit pixels are stored as bytes, a quarter of the float32 size; anything else as is.
-    (entry,) = (tmp_path / "v1" / "inputs").rglob("*.entry")
+    (entry,) = (tmp_path / CACHE_VERSION / "inputs").rglob("*.entry")
     assert (entry.stat().st_size < 448 * 448 * 3 * 2) == (scale == 1.0)
 
 
@@ -80,15 +80,15 @@ def test_inputs_round_trip_bit_identical(tmp_path: Path, scale: float) -> None:
 )
 def test_a_damaged_entry_reads_as_missing_and_is_rewritten(tmp_path: Path, damage: object) -> None:
     cache = ShowdownCache(tmp_path)
-    cache.put_prediction("c" * 64, prediction(1), 0.1, 0.2)
-    (entry,) = (tmp_path / "v1" / "predictions").rglob("*.entry")
+    cache.put_prediction("c" * 64, row(1), 0.1, 0.2)
+    (entry,) = (tmp_path / CACHE_VERSION / "predictions").rglob("*.entry")
     assert callable(damage)
     entry.write_bytes(damage(entry.read_bytes()))
     assert cache.get_prediction("c" * 64) is None
-    cache.put_prediction("c" * 64, prediction(1), 0.1, 0.2)
+    cache.put_prediction("c" * 64, row(1), 0.1, 0.2)
     hit = cache.get_prediction("c" * 64)
     assert hit is not None
-    assert same_prediction(hit.prediction, prediction(1))
+    np.testing.assert_array_equal(hit.probabilities, stored_row(row(1)))
 
 
 def test_the_folder_is_marked_as_a_cache(tmp_path: Path) -> None:
@@ -106,7 +106,7 @@ def test_an_unwritable_cache_only_costs_the_speed_up(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     cache = ShowdownCache(blocker / "cache")
-    cache.put_prediction("e" * 64, prediction(2), 0.1, 0.2)
+    cache.put_prediction("e" * 64, row(2), 0.1, 0.2)
     assert cache.get_prediction("e" * 64) is None
 
 
@@ -149,11 +149,11 @@ def _hammer(root: str, worker: int, rounds: int) -> list[str]:
     cache = ShowdownCache(Path(root))
     problems: list[str] = []
     for i in range(rounds):
-        cache.put_prediction(f"{i % 5:064d}", prediction(i % 5), float(i % 5), 1.0)
+        cache.put_prediction(f"{i % 5:064d}", row(i % 5), float(i % 5), 1.0)
         cache.put_input(f"{i % 5:064d}", np.full((64, 64, 3), i % 5, np.float32), 0.5)
         for key in range(min(i + 1, 5)):
             hit = cache.get_prediction(f"{key:064d}")
-            if hit is None or not same_prediction(hit.prediction, prediction(key)):
+            if hit is None or not np.array_equal(hit.probabilities, stored_row(row(key))):
                 problems.append(f"worker {worker}, round {i}: prediction {key} is {hit}")
             got = cache.get_input(f"{key:064d}")
             if got is None or not np.all(got.array == key):
@@ -172,5 +172,174 @@ def test_several_processes_share_one_cache(tmp_path: Path) -> None:
     for key in range(5):
         hit = cache.get_prediction(f"{key:064d}")
         assert hit is not None
-        assert same_prediction(hit.prediction, prediction(key))
+        np.testing.assert_array_equal(hit.probabilities, stored_row(row(key)))
     assert list(tmp_path.rglob("*.partial")) == []
+
+
+# -- the size limit --------------------------------------------------------------------------------
+
+
+def entry_bytes(root: Path) -> int:
+    """What the entries take now (entries deleted by another process while counting count as 0)."""
+    return sum(ShowdownCache(root, max_size=None).usage()[kind].bytes for kind in ("inputs", "predictions"))
+
+
+def put_inputs(cache: ShowdownCache, keys: range, *, pixels: int = 100) -> int:
+    """Inputs of random bytes (uint8-valued, as 8-bit images are); returns one entry's file size."""
+    for key in keys:
+        array = np.random.default_rng(key).integers(0, 256, (pixels, pixels, 3)).astype(np.float32)
+        cache.put_input(f"{key:064d}", array, 0.0)
+    return next((cache.root / CACHE_VERSION / "inputs").rglob("*.entry")).stat().st_size
+
+
+def test_eviction_takes_the_least_recently_used_entries_first(tmp_path: Path) -> None:
+    cache = ShowdownCache(tmp_path, max_size=None)
+    size = put_inputs(cache, range(6))
+    for key in range(6):  # written at t = 1000, 1010, ... seconds: key 0 oldest
+        path = cache._path("inputs", f"{key:064d}")
+        os.utime(path, ns=(0, (1000 + 10 * key) * 10**9))
+    assert cache.get_input(f"{0:064d}") is not None  # a use makes the oldest the most recent
+    assert cache.get_input(f"{2:064d}") is not None
+    outcome = cache.prune(3 * size)
+    assert (outcome.before, outcome.after, outcome.deleted) == (6 * size, 3 * size, 3)
+    left = [key for key in range(6) if cache.get_input(f"{key:064d}") is not None]
+    assert left == [0, 2, 5]
+
+
+def test_an_entry_used_after_the_scan_is_spared(tmp_path: Path) -> None:
+    cache = ShowdownCache(tmp_path, max_size=None)
+    size = put_inputs(cache, range(3))
+    for key in range(3):
+        os.utime(cache._path("inputs", f"{key:064d}"), ns=(0, (1000 + key) * 10**9))
+    entries = sorted(cache._entries("inputs"))
+    os.utime(entries[0][2])  # key 0 read by another process between the scan and the deletion
+    cache._entries = lambda kind: entries if kind == "inputs" else []  # type: ignore[method-assign]
+    outcome = cache.prune(2 * size)
+    assert outcome.deleted == 1
+    assert cache.get_input(f"{0:064d}") is not None
+    assert cache.get_input(f"{1:064d}") is None
+
+
+def test_writes_keep_the_cache_under_its_limit(tmp_path: Path) -> None:
+    size = put_inputs(ShowdownCache(tmp_path / "probe", max_size=None), range(1))
+    limit = 10 * size
+    cache = ShowdownCache(tmp_path / "cache", max_size=limit)
+    high = 0
+    for key in range(60):
+        put_inputs(cache, range(key, key + 1))
+        high = max(high, entry_bytes(tmp_path / "cache"))
+    assert high <= limit
+    assert entry_bytes(tmp_path / "cache") >= 0.7 * limit, "it evicts down to 80% of the limit, not to 0"
+    assert cache.get_input(f"{59:064d}") is not None, "the newest entries stay"
+    assert cache.get_input(f"{0:064d}") is None
+
+
+def _write_many(root: str, first: int, count: int, limit: int) -> None:
+    put_inputs(ShowdownCache(Path(root), max_size=limit), range(first, first + count))
+
+
+def test_several_writing_processes_keep_the_cache_under_its_limit(tmp_path: Path) -> None:
+    size = put_inputs(ShowdownCache(tmp_path / "probe", max_size=None), range(1))
+    limit = 12 * size
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(3) as pool:
+        pending = pool.starmap_async(
+            _write_many, [(str(tmp_path / "c"), 100 * w, 40, limit) for w in range(3)]
+        )
+        high = 0
+        while not pending.ready():
+            high = max(high, entry_bytes(tmp_path / "c") if (tmp_path / "c").exists() else 0)
+        pending.get()
+    assert high <= limit
+    assert entry_bytes(tmp_path / "c") <= limit
+
+
+def _use_while_pruned(root: str, seconds: float) -> list[str]:
+    """Write and read entries until ``seconds`` have passed; a read must give the right array or
+    nothing (evicted), never a wrong or torn one."""
+    cache = ShowdownCache(Path(root), max_size=None)
+    problems: list[str] = []
+    deadline = time.monotonic() + seconds
+    key = 0
+    while time.monotonic() < deadline:
+        cache.put_input(f"{key:064d}", np.full((80, 80, 3), key % 256, np.float32), 0.0)
+        for back in range(max(0, key - 5), key + 1):
+            got = cache.get_input(f"{back:064d}")
+            if got is not None and not np.all(got.array == back % 256):
+                problems.append(f"input {back} read back wrong")
+        key += 1
+    return problems
+
+
+def test_cache_prune_brings_a_cache_in_use_under_its_limit(tmp_path: Path) -> None:
+    root = tmp_path / "cache"
+    size = put_inputs(ShowdownCache(root, max_size=None), range(1000, 1040), pixels=80)
+    limit = 10 * size
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(1) as pool:
+        user = pool.apply_async(_use_while_pruned, (str(root), 6.0))
+        time.sleep(2.0)  # the user is writing and reading by now
+        outputs = []
+        for _ in range(3):
+            done = subprocess.run(
+                [sys.executable, "-m", "pytest_tagger_showdown.cli", "cache", "prune",
+                 "--dir", str(root), "--max-size", str(limit)],
+                capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            assert done.returncode == 0, done.stderr
+            outputs.append(done.stdout)
+        problems = user.get()
+    assert problems == []
+    # Each prune reports the size it left, at most the limit, while the other process kept writing.
+    for line in outputs:
+        after = line.split("-> ")[1].split(",")[0]
+        assert parse_size(after.replace(" ", "")) <= limit, line
+    assert all("entries evicted" in line and " 0 entries" not in line for line in outputs[:1])
+
+
+def test_a_torn_write_left_by_a_killed_writer_is_never_read_and_is_cleaned_up(tmp_path: Path) -> None:
+    cache = ShowdownCache(tmp_path, max_size=None)
+    cache.put_prediction("f" * 64, row(4), 0.1, 0.2)
+    entry = cache._path("predictions", "f" * 64)
+    partial = entry.with_name(f".{entry.name}.999.deadbeef.partial")
+    partial.write_bytes(entry.read_bytes()[:40])
+    entry.unlink()
+    assert cache.get_prediction("f" * 64) is None
+    os.utime(partial, (0, 0))  # an hour old: its writer is gone
+    cache.prune(10**9)
+    assert not partial.exists()
+
+
+def test_other_cache_versions_are_evicted_first_and_counted(tmp_path: Path) -> None:
+    old = tmp_path / "v1" / "inputs" / "ab"
+    old.mkdir(parents=True)
+    (old / "x.entry").write_bytes(b"0" * 5000)
+    cache = ShowdownCache(tmp_path, max_size=None)
+    size = put_inputs(cache, range(2))
+    usage = cache.usage()
+    assert (usage["stale"].entries, usage["stale"].bytes) == (1, 5000)
+    assert (usage["inputs"].entries, usage["inputs"].bytes) == (2, 2 * size)
+    assert cache.prune(2 * size).deleted == 0
+    assert not (tmp_path / "v1").exists()
+    assert cache.clear() == 2 * size
+    assert cache.usage()["inputs"].entries == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("10GB", 10 * 1000**3),
+        ("500MB", 500 * 1000**2),
+        ("1.5GiB", 1536 * 1024**2),
+        ("4096", 4096),
+        (" 2 kb", 2000),
+    ],
+)
+def test_sizes(text: str, expected: int) -> None:
+    assert parse_size(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "GB", "10XB", "-1GB", "0", "ten"])
+def test_bad_sizes(text: str) -> None:
+    with pytest.raises(ValueError, match="--max-size must be"):
+        parse_size(text, "--max-size")

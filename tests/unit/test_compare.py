@@ -10,11 +10,15 @@ import pytest
 from pytest_tagger_showdown.compare import (
     DEFAULT_MARGIN,
     compare_runs,
+    detectable_drop,
     format_comparison,
     gate_against,
+    holm_adjusted,
     paired_bootstrap,
+    posts_needed,
     regression_failures,
 )
+from pytest_tagger_showdown.errors import ShowdownError
 from pytest_tagger_showdown.settings import build_settings
 
 
@@ -71,7 +75,8 @@ def test_a_real_drop_fails_with_a_clear_message() -> None:
     assert failure.startswith("t: average score dropped by 0.09")
     assert "against saved run 0001" in failure
     assert "over 200 paired posts" in failure
-    assert "excludes 0; margin 0.020" in failure
+    # Both taggers are compared: Holm doubles the smallest p-value (1 / 2001 resamples, none >= 0).
+    assert "p 0.0010, Holm-adjusted over 2 tagger(s) 0.0020 <= 0.05; margin 0.020" in failure
 
 
 def test_a_drop_within_the_margin_or_not_significant_passes() -> None:
@@ -141,5 +146,103 @@ def test_margin_option() -> None:
     assert build_settings().compare_margin == DEFAULT_MARGIN == 0.02
     assert build_settings(compare_margin="0.4").compare_margin == 0.4
     assert build_settings(compare_run="latest").compare_run == "latest"
-    with pytest.raises(ValueError, match="at least 0"):
+    with pytest.raises(ValueError, match="a finite number >= 0"):
         build_settings(compare_margin="-0.1")
+
+
+def test_holm_adjusts_step_down_and_keeps_the_input_order() -> None:
+    # Sorted 0.01, 0.02, 0.04: times 3, 2, 1 -> 0.03, 0.04, 0.04 (monotone), back in input order.
+    assert holm_adjusted([0.04, 0.01, 0.02]) == pytest.approx([0.04, 0.03, 0.04])
+    assert holm_adjusted([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+    assert holm_adjusted([]) == []
+
+
+def test_bootstrap_p_value_is_studentized() -> None:
+    differences = np.array([-0.3, 0.1, -0.2, 0.05, -0.1, -0.15, 0.0, -0.05])
+    result = paired_bootstrap(np.zeros(8), differences, resamples=4000, seed=7)
+    picks = differences[np.random.default_rng(7).integers(0, 8, size=(4000, 8))]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t_star = np.nan_to_num((picks.mean(axis=1) - differences.mean()) / picks.std(axis=1, ddof=1))
+    t_observed = differences.mean() / differences.std(ddof=1)
+    assert result.p_drop == pytest.approx((1 + np.count_nonzero(t_star <= t_observed)) / 4001)
+    assert result.p_gain == pytest.approx((1 + np.count_nonzero(t_star >= t_observed)) / 4001)
+    assert result.p_value == pytest.approx(2 * result.p_drop)
+    assert 0.01 < result.p_drop < 0.2  # a drop of 0.081 over 8 noisy posts: suggestive, not certain
+    assert result.sd == pytest.approx(float(np.std(differences, ddof=1)))
+    certain = paired_bootstrap(np.zeros(5), np.full(5, -0.1), resamples=999)
+    assert certain.p_drop == 1 / 1000
+
+
+def test_power_figures_follow_the_normal_approximation() -> None:
+    # z(0.95) + z(0.8) = 1.6449 + 0.8416 = 2.4865; sd 0.2 over 48 posts: 2.4865 * 0.2 / 6.928 = 0.0718.
+    assert detectable_drop(0.2, 48, 0.05) == pytest.approx(0.07178, abs=1e-4)
+    # (2.4865 * 0.2 / 0.02)^2 = 618.3 -> 619 posts.
+    assert posts_needed(0.2, 0.02, 0.05) == 619
+    assert posts_needed(0.2, 0.0, 0.05) is None
+
+
+def test_the_table_shows_pairing_power_and_what_differs() -> None:
+    before = post_scores(11, count=48)
+    noise = np.random.default_rng(12).normal(0.0, 0.2, size=48)
+    old = document({"a": before.tolist(), "b": before.tolist()})
+    new = document({"a": (before + noise).tolist(), "b": before[:40].tolist()})
+    old["taggers"] = {"a": {"thresholds": {"general": 0.35}, "provider": "CPUExecutionProvider"}}
+    new["taggers"] = {"a": {"thresholds": {"general": 0.5}, "provider": "CPUExecutionProvider"}}
+    old["dataset_fingerprint"], new["dataset_fingerprint"] = "1" * 64, "2" * 64
+    comparison = compare_runs(old, new)
+    a, b = comparison.taggers
+    assert (a.posts, a.unpaired, b.posts, b.unpaired) == (48, 0, 40, 8)
+    assert a.family == b.family == 2
+    assert a.differences == (
+        "thresholds general=0.35 -> general=0.5",
+        "dataset fingerprint 111111111111 -> 222222222222",
+    )
+    # One-sided level 0.05 / 2 taggers / 2 sides = 0.0125: z(0.9875) + z(0.8) = 2.2414 + 0.8416 = 3.0830.
+    assert a.detectable == pytest.approx(3.0830 * a.change.sd / np.sqrt(48), rel=1e-3)
+    text = format_comparison(comparison, 0.02)
+    assert "40 (8 unpaired)" in text
+    assert "~ (underpowered)" in text
+    assert (
+        f"note: a: margin 0.020 is below what this run can detect: detects drops of {a.detectable:.3f}"
+        in text
+    )
+
+
+def test_runs_over_different_categories_are_refused() -> None:
+    old = {
+        **document({"a": [0.1, 0.2]}),
+        "categories": ["artist", "character", "copyright", "general", "meta"],
+    }
+    new = {**document({"a": [0.3, 0.4]}), "categories": ["character", "general"]}
+    # Before: compared, and reported as a change (here a gain; the other way round a DROP).
+    with pytest.raises(ShowdownError, match="different tag categories cannot be compared"):
+        compare_runs(old, new)
+
+
+def _false_alarms_and_hits(trials: int, posts: int, drop: float, seed: int) -> tuple[float, float]:
+    """Synthetic before/after runs of 3 taggers, per-post noise SD 0.2: the share of runs the gate
+    fails (any tagger) and the share of gated taggers it fails."""
+    rng = np.random.default_rng(seed)
+    failed_runs = failed_taggers = 0
+    for _ in range(trials):
+        scores = {}
+        after = {}
+        for tagger in ("a", "b", "c"):
+            base = rng.normal(0.3, 0.25, size=posts)
+            scores[tagger] = base.tolist()
+            after[tagger] = (base - drop + rng.normal(0.0, 0.2, size=posts)).tolist()
+        gate = gate_against(document(scores), document(after), label="saved", margin=DEFAULT_MARGIN)
+        failed_runs += bool(gate.failures)
+        failed_taggers += len(gate.failures)
+    return failed_runs / trials, failed_taggers / (3 * trials)
+
+
+def test_noise_alone_fails_at_most_five_percent_of_runs_with_three_taggers() -> None:
+    """No true change, 48 posts, SD 0.2: family-wise false alarms (docs/metrics.md has the figures)."""
+    false_alarms, _ = _false_alarms_and_hits(trials=400, posts=48, drop=0.0, seed=2024)
+    assert false_alarms <= 0.05
+
+
+def test_a_true_drop_of_a_tenth_is_caught_at_200_posts() -> None:
+    _, caught = _false_alarms_and_hits(trials=200, posts=200, drop=0.10, seed=2025)
+    assert caught >= 0.90

@@ -24,7 +24,7 @@ from pytest_tagger_showdown.taggers.registry import TaggerRegistry
 from pytest_tagger_showdown.taggers.spec import Thresholds
 from pytest_tagger_showdown.tags import TagCategory
 from tests.helpers.datasets import png_bytes, varied_dataset
-from tests.helpers.modelmaker import TINY_GENERAL, write_tiny_tagger
+from tests.helpers.modelmaker import TINY_GENERAL, make_wd14_folder, write_tiny_tagger
 
 TINY = "tiny"
 
@@ -232,19 +232,27 @@ def test_a_warm_run_is_served_from_the_cache_without_loading_the_model(
     assert pool.loads == []
 
 
-def test_a_changed_threshold_recomputes_from_cached_inputs(
+def test_a_changed_threshold_is_served_from_the_cached_rows_without_loading_the_model(
     make_engine: Callable[..., Engine], model: Path, db: Path, posts: list[Post], decodes: list[int]
 ) -> None:
     lenient = run_all(make_engine(), posts)
-    thresholds = [(None, {"all": "0.6"})]
-    strict = CountingPool(registry_with(model), thresholds=thresholds)
-    results = run_all(make_engine(pool=strict), posts)
-    assert not any(r.cached for r in results)
-    assert strict.loads == [TINY]
-    assert len(decodes) == len(posts), "the prepared inputs came from the cache"
-    tagger = TaggerPool(registry_with(model), thresholds=thresholds).get(TINY)
-    same_scores(results, plain_run(tagger, db, posts))
-    assert sum(map(len, (r.predicted for r in results))) < sum(map(len, (r.predicted for r in lenient)))
+    for overrides in ({"all": "0.6"}, {"mcut": "true"}):
+        thresholds = [(None, overrides)]
+        strict = CountingPool(registry_with(model), thresholds=thresholds)
+        decoded = len(decodes)
+        results = run_all(make_engine(pool=strict), posts)
+        assert all(r.cached for r in results)
+        assert strict.loads == []
+        assert len(decodes) == decoded, "nothing decoded again"
+        # The same as a fresh run with these cut-offs, and as applying them to the stored rows.
+        tagger = TaggerPool(registry_with(model), thresholds=thresholds).get(TINY)
+        same_scores(results, plain_run(tagger, db, posts))
+        for result, before in zip(results, lenient, strict=True):
+            assert before.probabilities is not None
+            decided = tagger.layout.prediction(before.probabilities, tagger.spec.thresholds)
+            assert result.predicted == tuple(sorted(decided.tags))
+        changed = sum(r.predicted != b.predicted for r, b in zip(results, lenient, strict=True))
+        assert changed > 0, f"{overrides} changes some post's tags"
 
 
 def test_a_changed_model_file_recomputes(
@@ -275,7 +283,7 @@ def test_a_tagger_without_model_files_is_never_cached(
         assert not any(r.cached for r in results)
 
 
-def test_a_tagger_that_cannot_load_fails_each_post_with_the_reason(
+def test_a_tagger_that_cannot_load_fails_its_first_post_with_the_reason_the_others_by_reference(
     tmp_path: Path, db: Path, posts: list[Post]
 ) -> None:
     registry = TaggerRegistry()
@@ -286,9 +294,10 @@ def test_a_tagger_that_cannot_load_fails_each_post_with_the_reason(
         results = run_all(engine, posts[:3], name="missing")
     finally:
         engine.close()
-    assert all(r.error and "model.onnx does not exist" in r.error for r in results)
     assert results[0].error is not None
-    assert results[0].error.startswith("post100-g: tagger missing:")
+    assert results[0].error.startswith("tagger missing: ")
+    assert results[0].error.endswith("model.onnx does not exist")
+    assert [r.error for r in results[1:]] == ["missing could not be loaded (see above)"] * 2
 
 
 def test_a_tagger_the_test_built_itself_runs_plainly(
@@ -360,3 +369,26 @@ def test_a_tagger_the_engine_did_not_load_runs_alone_and_uncached(
     same_scores(first, plain_run(tagger, db, posts))
     again = [make_engine(batch_size=4).run(post, tagger) for post in posts]  # same cache folder
     assert not any(r.cached for r in (*first, *again))
+
+
+def test_nan_outputs_fail_their_post_naming_the_tagger_and_columns(
+    make_engine: Callable[..., Engine], tmp_path: Path, posts: list[Post]
+) -> None:
+    """Before: the rating was argmax over NaN (the first rating, ``general``), counted right on g posts."""
+    nan = float("nan")
+    # 4 ratings, then white_background and black_background: the ratings are NaN (an infinite logit
+    # gives a probability of exactly 1.0, which is no broken output).
+    folder = make_wd14_folder(tmp_path / "nan-model", bias=[nan, nan, nan, nan, 0.0, float("inf")]).folder
+    engine = make_engine(pool=TaggerPool(registry_with(folder)), batch_size=4)
+    results = run_all(engine, posts)
+    assert [r.score for r in results] == [None] * len(posts)
+    assert [r.predicted_rating for r in results] == [None] * len(posts)
+    for result, post in zip(results, posts, strict=True):
+        if result.error and "cannot" in result.error:  # the dataset's corrupt image, if any
+            continue
+        assert result.error == (
+            f"{post.label}: tagger tiny output NaN or infinity in 4 column(s): "
+            "general, sensitive, questionable, explicit"
+        )
+    # Nothing was cached from them: the rerun fails the same way.
+    assert [r.error for r in run_all(engine, posts)] == [r.error for r in results]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_tagger_showdown.gate import baseline_failures, parse_baselines
+from pytest_tagger_showdown.gate import baseline_failures, baseline_verdicts
 from pytest_tagger_showdown.results import summarize_all
+from pytest_tagger_showdown.settings import parse_baselines
 from tests.helpers.results import result
 
 
@@ -18,3 +19,11 @@ def test_baselines_parse_and_gate() -> None:
     assert "post1-g (+0.000)" in failure
     with pytest.raises(ValueError, match="not a number"):
         parse_baselines(["weak = high"])
+
+
+def test_a_baseline_for_a_tagger_that_scored_nothing_fails() -> None:
+    summaries = summarize_all([result(1, 4, 0, 4, tagger="strong")], taggers=["idle"])
+    verdicts = baseline_verdicts(summaries, {"strong": 0.5, "idle": 0.1, "absent": 0.1})
+    assert verdicts["strong"] is None
+    assert verdicts["idle"] == "idle: no post was scored (0 errors), baseline 0.100 not met"
+    assert verdicts["absent"] == "absent: no post was scored, baseline 0.100 not met"

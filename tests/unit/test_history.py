@@ -72,6 +72,8 @@ def test_saved_runs_skip_files_without_showdown_results(storage: Path) -> None:
 
 def test_find_run_by_number_prefix_name_file_and_latest(storage: Path, tmp_path: Path) -> None:
     assert find_run("0003", storage).name == "0003_second"
+    assert find_run("3", storage).name == "0003_second"  # the run number as a person says it
+    assert find_run("1", storage).name == "0001_first"
     assert find_run("0001_fi", storage).name == "0001_first"
     assert find_run("latest", storage).name == "0003_second"
     plain = tmp_path / "plain.json"

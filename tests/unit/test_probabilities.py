@@ -8,14 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pytest_tagger_showdown.errors import TaggerLoadError
+from pytest_tagger_showdown.errors import ShowdownError, TaggerLoadError
 from pytest_tagger_showdown.metrics import evaluate_store, tag_counts
 from pytest_tagger_showdown.probabilities import (
     SOURCE_KEPT_TAGS,
     SOURCE_PROBABILITIES,
     ProbabilityCollector,
     RowEncoder,
-    TagVocabulary,
     decode_row,
     encode_row,
     load_stores,
@@ -23,9 +22,9 @@ from pytest_tagger_showdown.probabilities import (
 )
 from pytest_tagger_showdown.results import PostResult
 from pytest_tagger_showdown.scoring import ShowdownScore
-from pytest_tagger_showdown.taggers.base import Vocabulary
 from pytest_tagger_showdown.taggers.control import ControlTagger
 from pytest_tagger_showdown.taggers.spec import TaggerSpec
+from pytest_tagger_showdown.vocabulary import Vocabulary
 
 #: A WD14-style tag list: four ratings (category 9), general tags (0), a character (4).
 NAMES = ("general", "sensitive", "questionable", "explicit", "long hair", "cat", "hatsune_miku")
@@ -47,21 +46,6 @@ def result(
         probabilities=None if row is None else np.asarray(row, dtype=np.float32),
         **kw,  # type: ignore[arg-type]
     )
-
-
-def test_vocabulary_spells_columns_as_the_truth_does() -> None:
-    vocabulary = TagVocabulary.from_model(NAMES, CATEGORIES)
-    assert vocabulary.names == (
-        "rating:g",
-        "rating:s",
-        "rating:q",
-        "rating:e",
-        "long_hair",
-        "cat",
-        "hatsune_miku",
-    )
-    assert vocabulary.categories == ("rating",) * 4 + ("general", "general", "character")
-    assert vocabulary.index["cat"] == 5
 
 
 def test_row_round_trip_keeps_float16_values_above_the_floor() -> None:
@@ -122,7 +106,10 @@ def test_collector_builds_the_matrices_of_a_tagger() -> None:
     assert store.predicted.to_dense()[0].tolist() == [1, 0, 0, 0, 1, 1, 0]
     np.testing.assert_allclose(store.scores.to_dense()[1], [0.2, 0.1, 0.3, 0.7, 0.3, 0.05, 0.95], atol=1e-3)
     general_only = collector.build("t", results, scored_categories={"general"})
-    assert general_only.names == ("rating:g", "rating:s", "rating:q", "rating:e", "long_hair", "cat")
+    assert general_only.vocabulary.names == (
+        *("rating:g", "rating:s", "rating:q", "rating:e"),
+        *("long_hair", "cat"),
+    )
 
 
 def test_tagger_without_rows_falls_back_to_its_kept_tags() -> None:
@@ -133,8 +120,8 @@ def test_tagger_without_rows_falls_back_to_its_kept_tags() -> None:
     ]
     store = collector.build("t", results, tag_categories={"cat": "general"})
     assert store.source == SOURCE_KEPT_TAGS
-    assert store.names == ("cat", "dog", "rating:g", "rating:q")
-    assert store.categories == ("general", "general", "rating", "rating")
+    assert store.vocabulary.names == ("cat", "dog", "rating:g", "rating:q")
+    assert store.vocabulary.labels == ("general", "general", "rating", "rating")
     # 'g' on a general post is the right rating; on a questionable post it is wrong.
     assert store.predicted.to_dense().tolist() == [[1, 1, 1, 0], [0, 0, 1, 0]]
     np.testing.assert_array_equal(store.scores.to_dense(), store.predicted.to_dense())
@@ -168,7 +155,7 @@ def test_a_right_safe_is_a_true_positive_of_the_merged_g_s_class() -> None:
         collector.add(message)
     store = collector.build("t", results)
     assert store.source == SOURCE_PROBABILITIES
-    assert store.names == ("rating:safe", "rating:q", "rating:e", "cat")
+    assert store.vocabulary.names == ("rating:safe", "rating:q", "rating:e", "cat")
     assert store.truth.to_dense().tolist() == [[1, 0, 0, 1], [1, 0, 0, 0], [0, 1, 0, 1]]
     assert store.predicted.to_dense().tolist() == [[1, 0, 0, 1], [1, 0, 0, 0], [1, 0, 0, 1]]
     assert store.truth_outside == 0
@@ -178,7 +165,7 @@ def test_a_right_safe_is_a_true_positive_of_the_merged_g_s_class() -> None:
     assert counts.false_negatives.tolist() == [0, 1, 0, 0]
     # The same holds without probabilities (hydrus-dd answers only kept tags).
     fallback = ProbabilityCollector().build("t", results, tag_categories={"cat": "general"})
-    assert fallback.names == ("cat", "rating:q", "rating:safe")
+    assert fallback.vocabulary.names == ("cat", "rating:q", "rating:safe")
     assert tag_counts(fallback.truth, fallback.predicted).true_positives.tolist() == [2, 0, 2]
 
 
@@ -197,14 +184,25 @@ def test_stores_round_trip_through_npz(tmp_path: Path) -> None:
     loaded = load_stores(path)
     assert [s.tagger for s in loaded] == ["t", "t"]
     for before, after in zip(stores, loaded, strict=True):
-        assert after.names == before.names
-        assert after.categories == before.categories
+        assert after.vocabulary == before.vocabulary
         assert after.ratings == before.ratings
         assert after.truth_outside == before.truth_outside
         np.testing.assert_array_equal(after.post_ids, before.post_ids)
         for a, b in zip(after.matrices, before.matrices, strict=True):
             np.testing.assert_array_equal(a.to_dense(), b.to_dense().astype(np.float16).astype(np.float32))
     assert evaluate_store(loaded[0]).to_dict() == evaluate_store(stores[0]).to_dict()
+
+
+def test_a_store_with_an_unknown_category_label_is_a_readable_error(tmp_path: Path) -> None:
+    collector, results = collected()
+    path = tmp_path / "run.probabilities.npz"
+    save_stores(path, [collector.build("t", results)])
+    with np.load(path) as npz:
+        arrays = {key: npz[key] for key in npz.files}
+    arrays["t0_categories"] = np.asarray(["species"] * arrays["t0_names"].size)
+    np.savez(path, **arrays)
+    with pytest.raises(ShowdownError, match="unknown tag category label 'species'"):
+        load_stores(path)
 
 
 class _Unloadable:

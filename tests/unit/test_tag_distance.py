@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from pytest_tagger_showdown.dataset.danbooru import RelatedTag, RelatedTagAnswer
 from pytest_tagger_showdown.dataset.post import Post
+from pytest_tagger_showdown.dataset.store import Dataset
 from pytest_tagger_showdown.prediction import Prediction
 from pytest_tagger_showdown.results import PostResult, truth_tags
 from pytest_tagger_showdown.scoring import score_prediction
@@ -97,25 +100,43 @@ def test_a_tag_the_post_has_in_an_unscored_category_is_not_wrong() -> None:
     assert distance_aware_score(result, Cooccurrence([])) == pytest.approx(0.5)  # no post tags: wrong
 
 
-def test_related_tags_from_danbooru_answers() -> None:
-    answers = [
+def test_related_tags_are_read_both_ways_and_clipped() -> None:
+    related = RelatedTags(
         {
-            "query": "long_hair",
-            "post_count": 100,
-            "related_tags": [
-                {"tag": {"name": "very_long_hair"}, "cosine_similarity": 0.6, "jaccard_similarity": 0.3},
-                {"tag": {"name": "1girl"}, "cosine_similarity": 0.4, "jaccard_similarity": 0.2},
-            ],
-        },
-        {
-            "query": "very long hair",
-            "related_tags": [{"tag": {"name": "long_hair"}, "cosine_similarity": 0.7}],
-        },
-    ]
-    related = RelatedTags.from_answers(answers)
+            "long_hair": {"very_long_hair": 0.6, "1girl": 0.4},
+            "very long hair": {"long_hair": 0.7},
+            "solo": {"1girl": 1.02, "cat": -0.1},  # sampling error beyond 0..1
+        }
+    )
+    assert related.source == "related_tags"
     assert related.similarity("long_hair", "very_long_hair") == 0.7  # the higher of both directions
     assert related.similarity("1girl", "long_hair") == 0.4
     assert related.similarity("cat", "long_hair") == 0.0
+    assert related.similarity("1girl", "solo") == 1.0
+    assert related.similarity("cat", "solo") == 0.0
     np.testing.assert_allclose(
         related.closeness(["very_long_hair", "cat"], {"long_hair", "1girl"}), [0.7, 0.0]
+    )
+
+
+def test_the_worked_example_with_danbooru_related_tags_stored_in_the_dataset(tmp_path: Path) -> None:
+    """Danbooru finds very_long_hair closer to long_hair (0.9) and cat closer to 1girl (0.4) than the
+    six posts do (0.816, 0.316): (3 - (1 - 0.9) - (1 - 0.4)) / 3 = 2.3 / 3, above co-occurrence's 0.711."""
+    with Dataset(tmp_path / "data.db", writable=True) as dataset:
+        dataset.add_related_tags(
+            RelatedTagAnswer(
+                "long_hair", 9, (RelatedTag("long_hair", 1.0), RelatedTag("very_long_hair", 0.9))
+            )
+        )
+        dataset.add_related_tags(RelatedTagAnswer("cat", 4, (RelatedTag("1girl", 0.4),)))
+        related = RelatedTags(dataset.related_tags())
+    post = Post(
+        id=1, md5="x", rating="g", file_ext="png",
+        tags={"1girl": TagCategory.GENERAL, "long_hair": TagCategory.GENERAL},
+    )  # fmt: skip
+    tags = dict.fromkeys(["1girl", "long_hair", "very_long_hair", "cat"], 0.9)
+    result = scored(post, Prediction(tags=tags, rating="g"))
+    assert distance_aware_score(result, related, post.tags.keys()) == pytest.approx(2.3 / 3)
+    assert distance_aware_score(result, Cooccurrence(EXAMPLE_POSTS), post.tags.keys()) == pytest.approx(
+        0.71091, abs=1e-5
     )

@@ -354,6 +354,97 @@ def test_with_tag_relations_stores_the_aliases_and_implications_of_the_dataset_t
     assert "tag relations: 2 aliases, 2 implications" in run.out
 
 
+def three_posts(danbooru: FakeDanbooru) -> None:
+    """1girl on 3 posts, long_hair on 2, very_long_hair and cat on 1 (no other categories)."""
+    for general in (("1girl", "long_hair", "very_long_hair"), ("1girl", "long_hair"), ("1girl", "cat")):
+        danbooru.add_post("g", general=general, copyright=(), artist=(), meta=())
+
+
+def related_queries(danbooru: FakeDanbooru) -> list[str]:
+    return [parse_qs(seen.query)["query"][0] for seen in danbooru.api_requests("/related_tag.json")]
+
+
+def test_with_tag_relations_stores_the_related_tags_of_the_most_frequent_tags(
+    danbooru: FakeDanbooru, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    three_posts(danbooru)
+    danbooru.fail("/related_tag.json", 429, retry_after="0")
+    db = tmp_path / "data.db"
+    args = ("--per-rating", "3", "--ratings", "g", "--with-tag-relations", "--related-tags", "3")
+    run = fetch(capsys, danbooru, db, *args)
+    assert run.code == 0, run.err
+    # The 3 most frequent: 1girl (3 posts), long_hair (2), then cat before very_long_hair (1 each, by name).
+    assert related_queries(danbooru) == ["1girl", "1girl", "long_hair", "cat"]
+    assert [seen.status for seen in danbooru.api_requests("/related_tag.json")] == [429, 200, 200, 200]
+    assert all(
+        seen.authorization and KEY not in seen.query for seen in danbooru.api_requests("/related_tag.json")
+    )
+    with Dataset(db) as dataset:
+        assert dataset.related_tag_queries() == {"1girl", "long_hair", "cat"}
+        related = dataset.related_tags()
+    # cosine = posts with both / sqrt(posts with each)
+    assert related == {
+        "1girl": {
+            "1girl": 1.0,
+            "long_hair": pytest.approx(2 / 6**0.5),
+            "very_long_hair": pytest.approx(1 / 3**0.5),
+            "cat": pytest.approx(1 / 3**0.5),
+        },
+        "long_hair": {
+            "long_hair": 1.0,
+            "1girl": pytest.approx(2 / 6**0.5),
+            "very_long_hair": pytest.approx(1 / 2**0.5),
+        },
+        "cat": {"cat": 1.0, "1girl": pytest.approx(1 / 3**0.5)},
+    }
+    row = (
+        sqlite3.connect(db)
+        .execute(
+            "SELECT jaccard_similarity, overlap_coefficient, frequency FROM related_tags "
+            "WHERE query = '1girl' AND tag = 'long_hair'"
+        )
+        .fetchone()
+    )
+    assert row == pytest.approx((2 / 3, 1.0, 2 / 3))
+    assert "related tags of the 3 most frequent tags (3 fetched now)" in run.out
+
+
+def test_an_interrupted_related_tags_fetch_keeps_what_it_stored_and_resumes_with_the_rest(
+    danbooru: FakeDanbooru, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    three_posts(danbooru)
+    danbooru.fail("/related_tag.json?query=long_hair", 503)
+    db = tmp_path / "data.db"
+    args = ("--per-rating", "3", "--ratings", "g", "--with-tag-relations", "--related-tags", "3")
+    failed = fetch(capsys, danbooru, db, *args, "--max-retry-time", "0.1")
+    assert failed.code == 2
+    assert "giving up on GET /related_tag.json" in failed.err
+    with Dataset(db) as dataset:
+        assert dataset.related_tag_queries() == {"1girl"}
+        assert set(dataset.related_tags()) == {"1girl"}
+    danbooru.requests.clear()
+    resumed = fetch(capsys, danbooru, db, *args)
+    assert resumed.code == 0, resumed.err
+    assert related_queries(danbooru) == ["long_hair", "cat"]
+    assert danbooru.api_requests("/posts.json") == []
+    assert "related tags of the 3 most frequent tags (2 fetched now)" in resumed.out
+    with Dataset(db) as dataset:
+        assert dataset.related_tag_queries() == {"1girl", "long_hair", "cat"}
+    danbooru.requests.clear()
+    # A higher bound asks only for the tags it adds.
+    wider = fetch(capsys, danbooru, db, *args[:-1], "4")
+    assert wider.code == 0, wider.err
+    assert related_queries(danbooru) == ["very_long_hair"]
+
+
+def test_related_tags_needs_with_tag_relations(
+    danbooru: FakeDanbooru, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = fetch(capsys, danbooru, tmp_path / "data.db", "--per-rating", "1", "--related-tags", "10")
+    assert (run.code, run.err) == (2, "tagger-showdown: error: --related-tags needs --with-tag-relations\n")
+    assert danbooru.requests == []
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -364,6 +455,8 @@ def test_with_tag_relations_stores_the_aliases_and_implications_of_the_dataset_t
         (["--tags", "rating:g"], "must not contain rating:"),
         (["--concurrency", "0"], "must be between 1 and 32"),
         (["--variant", "huge"], "invalid choice"),
+        (["--related-tags", "-1"], "argument --related-tags: must be between 0 and 100000, not -1"),
+        (["--related-tags", "many"], "argument --related-tags: not a whole number: 'many'"),
     ],
 )
 def test_bad_options_are_usage_errors(

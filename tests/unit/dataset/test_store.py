@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from pytest_tagger_showdown import Dataset, DatasetError, ImageError, Post
-from pytest_tagger_showdown.dataset.schema import SCHEMA_VERSION, migrate, schema_version
+from pytest_tagger_showdown.dataset.danbooru import RelatedTag, RelatedTagAnswer
+from pytest_tagger_showdown.dataset.schema import MIGRATIONS, SCHEMA_VERSION, migrate, schema_version
+from pytest_tagger_showdown.dataset.store import migrate_dataset
 from tests.helpers.datasets import CO, G, PostSpec, four_ratings, make_dataset, png_bytes
 
 
@@ -88,6 +90,35 @@ def test_migrate_is_idempotent_and_reports_the_old_version(tmp_path: Path) -> No
     assert migrate(conn) == 0
     assert migrate(conn) == SCHEMA_VERSION
     assert schema_version(conn) == SCHEMA_VERSION
+
+
+def test_a_version_1_dataset_migrates_to_related_tags_keeping_its_posts(tmp_path: Path) -> None:
+    path = tmp_path / "data.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(f"{MIGRATIONS[0]}; PRAGMA user_version = 1;")
+    conn.execute(
+        "INSERT INTO posts (id, md5, rating, file_ext, raw_json) VALUES (5, 'abc', 'g', 'png', '{}')"
+    )
+    conn.execute("INSERT INTO post_tags (post_id, tag, category) VALUES (5, 'cat', 'general')")
+    conn.commit()
+    conn.close()
+    with pytest.raises(DatasetError, match="schema version 1, this package uses 2"):
+        Dataset(path)
+    assert migrate_dataset(path) == (1, 2)
+    with Dataset(path, writable=True) as dataset:
+        assert [(p.id, dict(p.tags)) for p in dataset.posts()] == [(5, {"cat": G})]
+        assert dataset.related_tag_queries() == set()
+        assert dataset.related_tags() == {}
+        dataset.add_related_tags(
+            RelatedTagAnswer("cat", 2, (RelatedTag("cat", 1.0), RelatedTag("dog", 0.25)))
+        )
+        dataset.add_related_tags(RelatedTagAnswer("rare_tag", 0, ()))
+        # A second answer for a tag replaces the first whole.
+        dataset.add_related_tags(
+            RelatedTagAnswer("cat", 3, (RelatedTag("cat", 1.0), RelatedTag("fish", 0.5)))
+        )
+        assert dataset.related_tag_queries() == {"cat", "rare_tag"}
+        assert dataset.related_tags() == {"cat": {"cat": 1.0, "fish": 0.5}}
 
 
 def test_an_interrupted_write_is_named_and_a_writable_open_rolls_it_back(tmp_path: Path) -> None:

@@ -52,4 +52,5 @@ def test_modelmaker_models_output_what_they_promise(tmp_path: Path, fixed_batch:
         assert prediction.rating == "g"
         assert prediction.probabilities is not None
         expected = list(model.expected(picture).values())
-        np.testing.assert_allclose(prediction.probabilities, expected, atol=1e-4)
+        # The row as the run stores it: float16 (half a unit in the last place is 2.4e-4 near 1).
+        np.testing.assert_allclose(prediction.probabilities, expected, atol=2.5e-4)

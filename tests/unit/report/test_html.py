@@ -23,15 +23,17 @@ from pytest_tagger_showdown.probabilities import ProbabilityCollector, RowEncode
 from pytest_tagger_showdown.report.html import render_report
 from pytest_tagger_showdown.results import PostResult, truth_tags
 from pytest_tagger_showdown.scoring import score_prediction
+from pytest_tagger_showdown.taggers.control import ControlTagger
+from pytest_tagger_showdown.taggers.spec import TaggerSpec
 from pytest_tagger_showdown.tags import TagCategory
+from pytest_tagger_showdown.vocabulary import Vocabulary
 from tests.helpers.modelmaker import solid_png
 
 G = TagCategory.GENERAL
 EVIL_TAG = "<script>alert(1)</script>"
 NAMES = ("general", "sensitive", "questionable", "explicit", ">_<", EVIL_TAG, "cat")
-MODEL = type(
-    "Model", (), {"vocabulary": type("V", (), {"names": NAMES, "categories": (9, 9, 9, 9, 0, 0, 0)})}
-)
+MODEL = ControlTagger(TaggerSpec(name="model", backend="control"))
+MODEL.vocabulary = Vocabulary(NAMES, (9, 9, 9, 9, 0, 0, 0))
 
 
 def posts() -> list[Post]:
@@ -122,12 +124,13 @@ def test_tables_carry_the_numbers(page: str) -> None:
 
 def test_outputs_written_together(tmp_path: Path) -> None:
     run = analysis()
-    written = write_outputs(
+    written, errors = write_outputs(
         run,
         json_path=tmp_path / "out.json",
         csv_path=tmp_path / "out.csv",
         report_path=tmp_path / "out.html",
     )
+    assert errors == []
     assert [p.name for p in written] == ["out.json", "out.probabilities.npz", "out.csv", "out.html"]
     with (tmp_path / "out.csv").open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))

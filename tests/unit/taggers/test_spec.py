@@ -15,21 +15,6 @@ from pytest_tagger_showdown import (
 from pytest_tagger_showdown.pool import TaggerPool
 from pytest_tagger_showdown.taggers.backends import register_backends
 from pytest_tagger_showdown.taggers.control import ControlTagger
-from pytest_tagger_showdown.taggers.spec import parse_threshold_option
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("0.5", (None, {"all": "0.5"})),
-        ("general=0.4,character=0.9", (None, {"general": "0.4", "character": "0.9"})),
-        ("wd14-vit-v2:general=0.4", ("wd14-vit-v2", {"general": "0.4"})),
-        ("wd14-vit-v2:0.6", ("wd14-vit-v2", {"all": "0.6"})),
-        ("onnx:/tmp/m:mcut=true", ("onnx:/tmp/m", {"mcut": "true"})),
-    ],
-)
-def test_parse_threshold_option(text: str, expected: tuple[str | None, dict[str, str]]) -> None:
-    assert parse_threshold_option(text) == expected
 
 
 def test_threshold_overrides_validate() -> None:
@@ -39,6 +24,14 @@ def test_threshold_overrides_validate() -> None:
         Thresholds().with_overrides({"general": "1.5"})
     with pytest.raises(ValueError, match="unknown threshold"):
         Thresholds().with_overrides({"copyright": "0.5"})
+    # Before: anything but true/1/yes/on silently meant "off"; NaN and text gave Python's own message.
+    assert Thresholds().with_overrides({"mcut": "off"}).mcut is False
+    with pytest.raises(ValueError, match="mcut='maybe': use true or false"):
+        Thresholds().with_overrides({"mcut": "maybe"})
+    with pytest.raises(ValueError, match="threshold nan is not between 0 and 1"):
+        Thresholds().with_overrides({"all": "nan"})
+    with pytest.raises(ValueError, match="threshold 'abc' is not a number between 0 and 1"):
+        Thresholds().with_overrides({"general": "abc"})
 
 
 def _registry() -> TaggerRegistry:
@@ -116,8 +109,8 @@ def test_loading_checks_the_tagger_protocol() -> None:
     with pytest.raises(TaggerLoadError) as caught:
         registry.load(TaggerSpec(name="x", backend="bare"))
     assert str(caught.value) == (
-        "tagger x: backend 'bare' gave a Bare, which lacks fixed_batch, model_files, providers, size "
-        "of the Tagger protocol (TaggerBase has the defaults)"
+        "tagger x: backend 'bare' gave a Bare, which lacks fixed_batch, model_files, providers, row_tags, "
+        "size of the Tagger protocol (TaggerBase has the defaults)"
     )
     control = registry.load(TaggerSpec(name="c", backend="control"))
     capabilities = (control.vocabulary, control.providers, control.fixed_batch, control.model_files)
