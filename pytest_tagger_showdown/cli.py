@@ -8,6 +8,8 @@ showdown itself runs in pytest (``pytest --tagger NAME``).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import logging
 import os
@@ -18,6 +20,7 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Final
 
+import pytest
 from tabulate import tabulate
 
 from . import cache, compare, history, merge
@@ -29,6 +32,9 @@ from .gate import baseline_verdicts
 from .outputs import write_outputs, write_summary
 from .settings import ShowdownSettings, parse_baselines, parse_ratings
 from .taggers import listing
+from .taggers.base import LoadOptions
+from .taggers.builtin import default_registry
+from .taggers.registry import TaggerRegistry
 from .tags import RATINGS, TagCategory
 
 #: Exit status after a reader closed our output early (``tagger-showdown info | head``): the status a
@@ -329,6 +335,55 @@ def _cache(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_taggers(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "patterns",
+        nargs="*",
+        metavar="PATTERN",
+        help="list only the taggers a glob pattern matches, e.g. 'wd-*-v3' (quote it for the shell)",
+    )
+    parser.add_argument(
+        "--sdwebui-url",
+        default=os.environ.get("SDWEBUI_URL"),
+        help="also list the models this webui serves (env SDWEBUI_URL; basic auth from SDWEBUI_AUTH)",
+    )
+    parser.add_argument(
+        "--hydrus-dd-url",
+        default=os.environ.get("HYDRUS_DD_URL"),
+        help="hydrus-dd server (env HYDRUS_DD_URL)",
+    )
+
+
+class _RegistryOfARun:
+    """A pytest plugin that keeps the registry a run in the current folder builds (built-in taggers,
+    entry points, the rootdir ``conftest.py``'s hook) and stops the run before it collects anything."""
+
+    registry: TaggerRegistry | None = None
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_tagger_showdown_register(self, registry: TaggerRegistry) -> None:
+        self.registry = registry
+
+    def pytest_sessionstart(self) -> None:
+        pytest.exit("listed", returncode=0)
+
+
+def _taggers(args: argparse.Namespace) -> int:
+    run = _RegistryOfARun()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()) as errors:
+        code = pytest.main(["-p", "no:terminal", "-p", "no:cacheprovider", "--co"], plugins=[run])
+    if run.registry is None:  # pytest refused the folder's configuration: say why, list the rest
+        print(
+            f"tagger-showdown: warning: pytest could not start here ({code}): {errors.getvalue().strip()}; "
+            "taggers a conftest.py registers are not listed",
+            file=sys.stderr,
+        )
+    registry = run.registry or default_registry()
+    options = LoadOptions(sdwebui_url=args.sdwebui_url, hydrus_dd_url=args.hydrus_dd_url)
+    print(listing.format_rows(listing.matching_rows(listing.tagger_rows(registry, options), args.patterns)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tagger-showdown",
@@ -416,8 +471,8 @@ def build_parser() -> argparse.ArgumentParser:
     taggers_command = commands.add_parser(
         "taggers", help="list every known tagger, its source, and whether it can run here"
     )
-    listing.add_arguments(taggers_command)
-    taggers_command.set_defaults(handler=listing.run)
+    _add_taggers(taggers_command)
+    taggers_command.set_defaults(handler=_taggers)
 
     cache_command = commands.add_parser(
         "cache", help="the prepared-input and prediction caches: info, prune --max-size SIZE, clear"

@@ -2,16 +2,15 @@
 pattern matches), what it is, where its model comes from, and whether it can run here (backend
 installed, model cached, server configured), loading no model.
 
-Taggers a ``conftest.py`` registers through the ``pytest_tagger_showdown_register`` hook exist only
-inside a pytest run and are not listed; those installed packages register by entry point are.
+The registry is the one a pytest run in the current folder would have: built-in taggers, those
+installed packages register by entry point and those the rootdir ``conftest.py`` registers through
+the ``pytest_tagger_showdown_register`` hook (``cli.py`` asks pytest for it).
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import importlib.util
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -20,7 +19,6 @@ from tabulate import tabulate
 from ..errors import TaggerLoadError, TaggerRunError
 from . import hub, remote
 from .base import LoadOptions
-from .builtin import default_registry
 from .registry import TaggerRegistry, match_names
 from .spec import TaggerSpec
 
@@ -104,27 +102,6 @@ def matching_rows(rows: Sequence[TaggerRow], patterns: Sequence[str]) -> list[Ta
     return [row for row in rows if row.name in names]
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "patterns",
-        nargs="*",
-        metavar="PATTERN",
-        help="list only the taggers a glob pattern matches, e.g. 'wd-*-v3' (quote it for the shell)",
-    )
-    parser.add_argument(
-        "--sdwebui-url",
-        default=os.environ.get("SDWEBUI_URL"),
-        help="also list the models this webui serves (env SDWEBUI_URL; basic auth from SDWEBUI_AUTH)",
-    )
-    parser.add_argument(
-        "--hydrus-dd-url",
-        default=os.environ.get("HYDRUS_DD_URL"),
-        help="hydrus-dd server (env HYDRUS_DD_URL)",
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    options = LoadOptions(sdwebui_url=args.sdwebui_url, hydrus_dd_url=args.hydrus_dd_url)
-    rows = matching_rows(tagger_rows(default_registry(), options), args.patterns)
-    print(tabulate([row.cells() for row in rows], headers=HEADERS, tablefmt="github", disable_numparse=True))
-    return 0
+def format_rows(rows: Sequence[TaggerRow]) -> str:
+    """The listing as a Markdown-style table."""
+    return tabulate([row.cells() for row in rows], headers=HEADERS, tablefmt="github", disable_numparse=True)

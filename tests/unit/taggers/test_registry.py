@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 import textwrap
 from pathlib import Path
 
@@ -72,6 +73,22 @@ def test_a_conftest_registers_its_own_tagger(pytester: pytest.Pytester) -> None:
     )
     result.assert_outcomes(passed=16)
     result.stdout.fnmatch_lines(["*house-tagger*1.000*", "*house:variant*1.000*"])
+
+
+def test_the_taggers_command_lists_what_the_rootdir_conftest_registers(pytester: pytest.Pytester) -> None:
+    """As a run in that folder would see them (the command used to list built-in taggers only)."""
+    pytester.makeconftest(
+        """
+        from pytest_tagger_showdown import TaggerSpec
+
+        def pytest_tagger_showdown_register(registry, config):
+            registry.register(TaggerSpec(name="house-tagger", backend="control", description="ours"))
+        """
+    )
+    result = pytester.run(sys.executable, "-m", "pytest_tagger_showdown.cli", "taggers", "house-*")
+    assert result.ret == 0, result.stderr.str()
+    result.stdout.fnmatch_lines(["| house-tagger *| control *| built in *| yes *| ours *|"])
+    assert result.stderr.str() == ""
 
 
 #: A third-party backend as a plugin would write it: a tagger class over TaggerBase, a loader, a check.
