@@ -40,16 +40,3 @@ def provider_list(providers: Sequence[str], device: int | None) -> list[str | tu
     if device is None:
         return list(providers)
     return [(name, {"device_id": device}) if name == CUDA_PROVIDER else name for name in providers]
-
-
-def parse_gpus(text: str | None) -> int | None:
-    """``--showdown-gpus N``: at least 1; empty means: count ``CUDA_VISIBLE_DEVICES``."""
-    if text is None or not str(text).strip():
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"--showdown-gpus must be a number of GPUs, got {text!r}") from None
-    if value < 1:
-        raise ValueError(f"--showdown-gpus must be at least 1, got {value}")
-    return value

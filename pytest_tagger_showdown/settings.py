@@ -17,7 +17,6 @@ from pathlib import Path
 from .bundled import DEMO_DB
 from .cache import DEFAULT_MAX_SIZE, parse_size
 from .compare import DEFAULT_MARGIN
-from .devices import parse_gpus
 from .pool import ThresholdOverride
 from .probabilities import probabilities_path
 from .shard import Shard, parse_shard
@@ -93,14 +92,27 @@ def parse_ratings(text: str) -> tuple[str, ...]:
 
 
 def parse_limit(text: str | None) -> int | None:
+    """``--showdown-limit``: at most this many posts; empty means no limit."""
     if text is None or str(text).strip() == "":
         return None
+    return _at_least_one(text, "--showdown-limit", "a whole number")
+
+
+def parse_gpus(text: str | None) -> int | None:
+    """``--showdown-gpus N``: at least 1; empty means: count ``CUDA_VISIBLE_DEVICES``."""
+    if text is None or not str(text).strip():
+        return None
+    return _at_least_one(text, "--showdown-gpus", "a number of GPUs")
+
+
+def _at_least_one(text: str, option: str, expected: str) -> int:
+    """``text`` as a whole number of at least 1; raises ValueError naming the option and the value."""
     try:
         value = int(text)
     except ValueError:
-        raise ValueError(f"--showdown-limit must be a whole number, got {text!r}") from None
+        raise ValueError(f"{option} must be {expected}, got {text!r}") from None
     if value < 1:
-        raise ValueError(f"--showdown-limit must be at least 1, got {value}")
+        raise ValueError(f"{option} must be at least 1, got {value}")
     return value
 
 
@@ -221,13 +233,7 @@ def parse_batch_size(text: str | None) -> int | None:
     """``--showdown-batch-size``: a positive number, or ``auto`` (None) to choose per tagger."""
     if text is None or str(text).strip().lower() in ("", "auto"):
         return None
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"--showdown-batch-size must be a number or auto, got {text!r}") from None
-    if value < 1:
-        raise ValueError(f"--showdown-batch-size must be at least 1 (or auto), got {value}")
-    return value
+    return _at_least_one(text, "--showdown-batch-size", "a number or auto")
 
 
 def build_settings(

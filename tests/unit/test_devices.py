@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_tagger_showdown.devices import parse_gpus, provider_list, visible_gpus, worker_device
+from pytest_tagger_showdown.devices import provider_list, visible_gpus, worker_device
+from pytest_tagger_showdown.settings import parse_gpus
 from pytest_tagger_showdown.taggers.base import LoadOptions
 from pytest_tagger_showdown.taggers.builtin import default_registry
 
