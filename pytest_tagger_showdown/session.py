@@ -305,6 +305,13 @@ class ShowdownSession:
             else:
                 kept.append(arg)
         args[:] = kept
+        if self._node_ids and not self.settings.taggers and not self.is_worker:
+            raise usage_error(
+                ValueError(
+                    f"{self._node_ids[0]} is an item of the built-in showdown: pass the --tagger that "
+                    "made it (its id starts with the tagger's name)"
+                )
+            )
 
     def add_showdown(self, session: pytest.Session, items: list[pytest.Item], suite: Path) -> None:
         """Add the built-in showdown (the test module ``suite``) when taggers are selected and no

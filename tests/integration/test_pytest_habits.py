@@ -108,6 +108,12 @@ def test_a_printed_node_id_reruns_that_item(run_showdown: ShowdownRun, tmp_path:
     # As pytest prints it when the rootdir is another folder (a dataset path outside this one).
     relative, _ = run_showdown(*common, f"../{node}")
     relative.assert_outcomes(passed=1)
+    # Without the --tagger that made the item there is no such item: say so, not "no tests ran".
+    alone, _ = run_showdown("--showdown-db", str(db), node)
+    assert alone.ret == pytest.ExitCode.USAGE_ERROR
+    alone.stderr.fnmatch_lines(
+        [f"ERROR: tagger-showdown: {node.replace('[', '[[]')} is an item of the built-in*"]
+    )
 
 
 def test_a_gated_tagger_left_out_by_the_selection_fails_once(
