@@ -108,10 +108,13 @@ def test_a_hub_model_that_cannot_download_fails_once_per_cause_and_is_asked_once
 ) -> None:
     hub_env.reset()  # the hub no longer has the repository: every download answers RepoNotFound
     db = four_ratings(tmp_path / "data.db")
-    result, _ = run_showdown(*NO_CACHE, "--tagger", "wd14-vit-v2", "--showdown-db", str(db))
+    # -vv: the short test summary is never cut to the terminal's width (nor is it in CI).
+    result, _ = run_showdown(*NO_CACHE, "--tagger", "wd14-vit-v2", "--showdown-db", str(db), "-vv")
     result.assert_outcomes(failed=9)  # its 8 posts, and no post scored
-    # The posts' own failures (the "no post scored" verdict quotes the first of them once more).
-    output = "\n".join(line for line in result.outlines if "no post was scored" not in line)
+    # The posts' own failures, one summary line each (the "no post scored" verdict quotes the first).
+    output = "\n".join(
+        line for line in result.outlines if line.startswith("FAILED") and "no post was scored" not in line
+    )
     full = "tagger wd14-vit-v2: SmilingWolf/wd-v1-4-vit-tagger-v2@v2.0: the hub has no such repository"
     processes = max(1, run_showdown.workers)
     # Each process's first item carries the reason (one process may get no item at all), the others
