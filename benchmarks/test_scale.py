@@ -5,16 +5,21 @@ folder, as a user types them: the showdown with ``--benchmark-save`` and its cac
 baseline the same number of plain parametrized ``pass`` items in the same pytest. Reported (in the
 saved benchmark's ``extra_info``, and printed with ``-s``): wall time per item of each and their
 ratio, peak RSS, cache bytes per post, saved-run bytes per item and the lines the terminal printed.
-Targets (issue 13): exit 0, RSS <= 1 GB, saved run <= 1 kB per item, terminal <= 150 lines.
+The showdown runs with a cache limit of :data:`CACHE_LIMIT`, far below its full cache (0.6 MB per post:
+18 GB at 30,000 posts), and the cache folder's size is sampled during the run: its largest value is
+reported next to the limit. Targets (issue 13): exit 0, RSS <= 1 GB, saved run <= 1 kB per item,
+terminal <= 150 lines, the cache under its limit throughout.
 
 ``SHOWDOWN_BENCH_SCALE_POSTS=N`` changes the post count (the dataset takes about 1 min per 30,000).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -22,9 +27,12 @@ from typing import Any
 import pytest
 
 from benchmarks.scale_dataset import write_scale_dataset
+from pytest_tagger_showdown.cache import parse_size
 
 POSTS = int(os.environ.get("SHOWDOWN_BENCH_SCALE_POSTS", "30000"))
 TAGGERS = ("demo-large", "control")
+#: The cache limit of the run: a ninth of the cache 30,000 posts need.
+CACHE_LIMIT = "2GB"
 LEAN = ("-p", "no:cacheprovider", "-p", "no:randomly", "-p", "no:hypothesispytest", "-q")
 
 
@@ -47,7 +55,40 @@ def run_measured(command: list[str], cwd: Path) -> dict[str, Any]:
 
 
 def folder_bytes(folder: Path) -> int:
-    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+    """Bytes of the files under ``folder`` (files deleted while it looks are skipped)."""
+    total = 0
+    for path in folder.rglob("*"):
+        with contextlib.suppress(FileNotFoundError):
+            total += path.stat().st_size if path.is_file() else 0
+    return total
+
+
+class FolderWatch:
+    """Samples a folder's size every ``every`` seconds in a thread; ``largest`` is the most seen."""
+
+    def __init__(self, folder: Path, every: float = 1.0) -> None:
+        self.folder, self.every, self.largest = folder, every, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.every):
+            self.largest = max(self.largest, folder_bytes(self.folder))
+
+    def __enter__(self) -> FolderWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.largest = max(self.largest, folder_bytes(self.folder))
+
+
+def entry_bytes(cache: Path, kind: str) -> float:
+    """The mean size of one entry of ``kind`` (``inputs``, ``predictions``) in a cache folder."""
+    sizes = [path.stat().st_size for path in cache.glob(f"v*/{kind}/*/*.entry")]
+    return sum(sizes) / len(sizes) if sizes else 0.0
 
 
 def test_a_30000_post_run(benchmark: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
@@ -69,11 +110,15 @@ def test_a_30000_post_run(benchmark: Any, tmp_path_factory: pytest.TempPathFacto
     work.mkdir()
     command = [
         sys.executable, "-m", "pytest", *LEAN, "--tagger", ",".join(TAGGERS), "--showdown-db", str(db),
-        "--showdown-cache-dir", "cache", "--benchmark-save", "scale", "--benchmark-storage", "file://saved",
+        "--showdown-cache-dir", "cache", "--showdown-cache-max-size", CACHE_LIMIT,
+        "--benchmark-save", "scale", "--benchmark-storage", "file://saved",
     ]  # fmt: skip
+    (work / "cache").mkdir()
+    watch = FolderWatch(work / "cache")
 
     def showdown() -> dict[str, Any]:
-        return run_measured(command, work)
+        with watch:
+            return run_measured(command, work)
 
     measured = benchmark.pedantic(showdown, rounds=1, iterations=1, warmup_rounds=0)
     assert measured["exit"] == 0, measured["tail"]
@@ -89,9 +134,18 @@ def test_a_30000_post_run(benchmark: Any, tmp_path_factory: pytest.TempPathFacto
         "ratio_to_plain": round(measured["wall_s"] / baseline["wall_s"], 2),
         "peak_rss_mb": round(measured["peak_rss_bytes"] / 2**20),
         "plain_peak_rss_mb": round(baseline["peak_rss_bytes"] / 2**20),
-        "cache_bytes_per_post": round(folder_bytes(work / "cache") / POSTS),
+        "cache_limit": CACHE_LIMIT,
+        "cache_largest_bytes": watch.largest,
+        "cache_input_entry_bytes": round(entry_bytes(work / "cache", "inputs")),
+        "cache_prediction_entry_bytes": round(entry_bytes(work / "cache", "predictions")),
         "saved_run_bytes_per_item": round(saved.stat().st_size / items),
         "output_lines": measured["lines"],
     }
     benchmark.extra_info.update(figures)
     print(figures)
+    # The targets that are not times (issue 13); the times are reported only.
+    assert watch.largest <= parse_size(CACHE_LIMIT)
+    assert f"{items} passed" in measured["tail"]
+    assert figures["saved_run_bytes_per_item"] <= 1024
+    assert figures["output_lines"] <= 150
+    assert figures["peak_rss_mb"] <= 1024

@@ -31,7 +31,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "tagger(*names): run this test with these taggers")
     config.addinivalue_line("markers", "showdown: an item of the built-in tagger showdown")
     config.stash[SESSION] = session = ShowdownSession.start(config)
-    config.pluginmanager.register(SessionHooks(session), "tagger-showdown-session")
+    config.pluginmanager.register(SessionHooks(session, config), "tagger-showdown-session")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -86,13 +86,23 @@ class SessionHooks:
     """The hooks that run per item or around the run loop (some get no ``config`` to find the
     session by), registered at configure time."""
 
-    def __init__(self, session: ShowdownSession) -> None:
+    def __init__(self, session: ShowdownSession, config: pytest.Config) -> None:
         self.session = session
+        self.config = config
 
     @pytest.hookimpl(trylast=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Last, so that every other plugin (junitxml...) sees the result before it leaves the report."""
         self.session.record(report)
+        self.session.forget(report, self.config)
+        self.session.show_progress(report, self.config)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_report_teststatus(
+        self, report: pytest.TestReport, config: pytest.Config
+    ) -> Generator[None, tuple[str, str, Any], tuple[str, str, Any]]:
+        """A long run prints progress lines instead of a character per item."""
+        return self.session.status((yield), config)
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_protocol(
@@ -114,6 +124,7 @@ class SessionHooks:
         tagger reported as a test case (a failure gives exit code 1 and shows in JUnit XML). A
         Ctrl-C raises out of the ``yield``: nothing is gated."""
         collecting = session.config.option.collectonly
+        self.session.watch(session)
         if not self.session.is_worker and not collecting:
             self.session.plan(session.items)
         outcome = yield

@@ -250,7 +250,7 @@ def results_document(
     (:mod:`pytest_tagger_showdown.columns`)."""
     ordered = sorted(results, key=lambda r: (r.tagger, r.post_id))
     distance = distance_scores or {}
-    rows = [{**r.to_dict(), "distance_score": distance.get((r.tagger, r.post_id))} for r in ordered]
+    rows = ({**r.to_dict(), "distance_score": distance.get((r.tagger, r.post_id))} for r in ordered)
     return {
         "format": JSON_FORMAT_VERSION,
         "dataset": dataset,

@@ -39,3 +39,30 @@ def test_results_leave_items_and_reports_after_every_plugin_saw_them(
     # junitxml (a plugin reading user_properties as reports arrive) still saw each result.
     names = [p.get("name") for p in ET.parse(pytester.path / "junit.xml").iter("property")]
     assert names.count(RESULT_PROPERTY) == 8
+
+
+UNSHOWN = """
+import json
+
+def pytest_sessionfinish(session):
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    unshown = [(report.nodeid.split("::")[0], report.when) for report in reporter.stats.get("", [])]
+    passed = [report.nodeid.split("::")[0] for report in reporter.stats.get("passed", [])]
+    with open("stats.json", "w") as handle:
+        json.dump({"unshown": unshown, "passed": passed}, handle)
+"""
+
+
+def test_showdown_setup_and_teardown_reports_are_not_kept_to_the_end(
+    pytester: pytest.Pytester, run_showdown: ShowdownRun
+) -> None:
+    """pytest's terminal keeps every report until the run ends; a showdown item's passed setup and
+    teardown reports, which no summary shows, are let go (1.5 kB per item). The user's own items and
+    every call report stay as pytest keeps them."""
+    pytester.makeconftest(UNSHOWN)
+    pytester.makepyfile(test_own="def test_own():\n    pass\n")
+    result, _ = run_showdown("--tagger", "control", "--showdown-limit", "6")
+    assert result.ret == 0
+    stats = json.loads((pytester.path / "stats.json").read_text())
+    assert sorted(stats["unshown"]) == [["test_own.py", "setup"], ["test_own.py", "teardown"]]
+    assert sorted(stats["passed"]) == ["tagger-showdown"] * 6 + ["test_own.py"]
