@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from statistics import fmean
 from typing import Any
 
+from .columns import pack
 from .dataset.post import Post
 from .metrics import TaggerMetrics, evaluate_store
 from .probabilities import ProbabilityCollector, ProbabilityStore
@@ -33,6 +34,19 @@ class RunAnalysis:
     document: Mapping[str, Any]
     #: Where the distance score's closeness came from: a key of :data:`tag_distance.SOURCES`.
     distance_source: str
+
+    def released(self) -> RunAnalysis:
+        """What is left once the run's files and terminal tables are rendered: the summaries,
+        metrics, distance-aware scores and document (its per-post columns packed, as a saved run
+        holds them), without the per-post results and probability stores, which at 30,000 posts x
+        2 taggers hold about 70 MB (issue 13: peak RSS <= 1 GB; pytest-benchmark builds its saved
+        run in memory after this)."""
+        return replace(
+            self,
+            results=(),
+            stores=(),
+            document={**self.document, "posts": pack(self.document["posts"])},
+        )
 
     def distance_score(self, tagger: str) -> float | None:
         """A tagger's average distance-aware score."""

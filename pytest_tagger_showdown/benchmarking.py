@@ -18,6 +18,10 @@ GROUP_PREFIX: Final = "showdown: "
 #: The one group the collapsed rows are shown under.
 TAGGER_GROUP: Final = "tagger showdown: one row per tagger, rounds = images"
 
+#: The statistics of a one-round benchmark that a saved run leaves out (each equals its one time)
+#: and pytest-benchmark's histograms still read.
+ONE_ROUND_QUARTILES: Final = ("q1", "q3", "ld15iqr", "hd15iqr")
+
 #: pytest-benchmark's flat benchmark dicts, grouped: ``(group name, benchmarks)``.
 Groups = list[tuple[str | None, list[dict[str, Any]]]]
 
@@ -85,5 +89,12 @@ def _row(tagger: str, template: dict[str, Any], stats: Any) -> dict[str, Any]:
 def collapsed(config: pytest.Config, groups: Sequence[tuple[str | None, list[dict[str, Any]]]]) -> Groups:
     """pytest-benchmark's groups as the terminal shows them: per tagger, unless ``--benchmark-verbose``."""
     if config.getoption("benchmark_verbose", False):
-        return list(groups)
+        return [(name, [_with_quartiles(bench) for bench in benchmarks]) for name, benchmarks in groups]
     return per_tagger(list(groups))
+
+
+def _with_quartiles(bench: dict[str, Any]) -> dict[str, Any]:
+    """A one-round benchmark of a saved run with the quartiles it was saved without."""
+    if bench.get("rounds") != 1 or "mean" not in bench:
+        return bench
+    return {name: bench["mean"] for name in ONE_ROUND_QUARTILES} | bench

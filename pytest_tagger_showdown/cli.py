@@ -29,7 +29,7 @@ from .dataset.danbooru import DEFAULT_API_URL, MAX_PAGE_SIZE, Credentials, Danbo
 from .dataset.store import Dataset, migrate_dataset
 from .errors import ShowdownError
 from .gate import baseline_verdicts
-from .outputs import write_outputs, write_summary
+from .outputs import summary_tables, write_outputs, write_summary
 from .settings import ShowdownSettings, parse_baselines, parse_ratings
 from .taggers import listing
 from .taggers.base import LoadOptions
@@ -268,11 +268,12 @@ def _merge(args: argparse.Namespace) -> int:
     paths, errors = write_outputs(analysis, json_path=args.output, csv_path=args.csv, report_path=args.report)
     verdicts = baseline_verdicts(analysis.summaries, dict(args.baseline))
     scored = frozenset(TagCategory(name) for name in analysis.document.get("categories", ()))
+    tables = summary_tables(
+        analysis, categories_label=ShowdownSettings(categories=scored).categories_label, gate=None
+    )
     write_summary(
         lambda line="", **_: print(line),
-        analysis,
-        categories_label=ShowdownSettings(categories=scored).categories_label,
-        gate=None,
+        tables,
         verdicts=[("baseline", failure) for failure in verdicts.values()],
         written=paths,
         errors=errors,

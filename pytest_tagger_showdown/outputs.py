@@ -66,35 +66,44 @@ def write_outputs(
     return written, errors
 
 
-def write_summary(
-    write_line: LineWriter,
+def summary_tables(
     analysis: RunAnalysis,
     *,
     categories_label: str,
     provider: str | None = None,
     gate: CompareGate | None,
+) -> list[str]:
+    """The terminal summary's tables: the table, the runtimes, the dataset metrics and the
+    comparison, one row per tagger each, whatever the dataset's size. Rendered once, so a run can
+    let go of its per-post results before the terminal shows them (:meth:`RunAnalysis.released`)."""
+    on = f"; ONNX taggers on {provider}" if provider else ""
+    lines = [f"scored over {categories_label}{on}", format_table(analysis.summaries)]
+    lines += ["runtime per image (seconds: preprocessing + inference):"]
+    lines += [format_runtimes(analysis.summaries, analysis.results)]
+    if analysis.metrics:
+        lines += ["dataset metrics (over each tagger's vocabulary):", format_metrics(analysis)]
+        lines += [f"distance score: {SOURCES[analysis.distance_source]}"]
+    if gate is not None:
+        lines += [
+            f"compared with {gate.label} (paired bootstrap, 95% CI; Holm over {len(gate.comparison.taggers)} "
+            "tagger(s), family-wise 5%):",
+            format_comparison(gate.comparison, gate.margin),
+        ]
+    return lines
+
+
+def write_summary(
+    write_line: LineWriter,
+    tables: Sequence[str],
+    *,
     verdicts: Sequence[tuple[str, str | None]],
     written: Sequence[Path],
     errors: Sequence[str] = (),
 ) -> None:
-    """The terminal summary: the table, the runtimes, the dataset metrics, the comparison, the files
-    written, the files that could not be written and the gates' failures (in red). One row per tagger
-    each, whatever the dataset's size."""
-    on = f"; ONNX taggers on {provider}" if provider else ""
-    write_line(f"scored over {categories_label}{on}")
-    write_line(format_table(analysis.summaries))
-    write_line("runtime per image (seconds: preprocessing + inference):")
-    write_line(format_runtimes(analysis.summaries, analysis.results))
-    if analysis.metrics:
-        write_line("dataset metrics (over each tagger's vocabulary):")
-        write_line(format_metrics(analysis))
-        write_line(f"distance score: {SOURCES[analysis.distance_source]}")
-    if gate is not None:
-        write_line(
-            f"compared with {gate.label} (paired bootstrap, 95% CI; Holm over {len(gate.comparison.taggers)} "
-            "tagger(s), family-wise 5%):"
-        )
-        write_line(format_comparison(gate.comparison, gate.margin))
+    """The terminal summary: the tables (:func:`summary_tables`), the files written, the files that
+    could not be written and the gates' failures (in red)."""
+    for line in tables:
+        write_line(line)
     for path in written:
         write_line(f"written: {path}")
     for error in errors:

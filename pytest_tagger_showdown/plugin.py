@@ -121,8 +121,9 @@ class SessionHooks:
     @pytest.hookimpl(wrapper=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
         """Plan the whole run; after the loop (and every xdist worker) apply the gates, each gated
-        tagger reported as a test case (a failure gives exit code 1 and shows in JUnit XML). A
-        Ctrl-C raises out of the ``yield``: nothing is gated."""
+        tagger reported as a test case (a failure gives exit code 1 and shows in JUnit XML), then
+        write the outputs. A Ctrl-C raises out of the ``yield``: nothing is gated, and the outputs
+        are written when the session finishes."""
         collecting = session.config.option.collectonly
         self.session.watch(session)
         if not self.session.is_worker and not collecting:
@@ -130,6 +131,7 @@ class SessionHooks:
         outcome = yield
         if not collecting:
             self.session.gate(session)
+            self.session.conclude()
         return outcome
 
     @pytest.hookimpl(wrapper=True, optionalhook=True)

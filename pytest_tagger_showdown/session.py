@@ -28,7 +28,7 @@ from .errors import ShowdownError, TaggerLoadError
 from .gate import baseline_verdicts
 from .history import SavedRun, find_run, save_in_benchmark, save_run, storage_path
 from .options import read_settings
-from .outputs import write_outputs, write_summary
+from .outputs import summary_tables, write_outputs, write_summary
 from .pool import TaggerPool
 from .probabilities import ROW_PROPERTY, ProbabilityCollector, RowEncoder
 from .progress import Progress, is_compact
@@ -118,6 +118,9 @@ class ShowdownSession:
     provider: str | None = None
     provider_warning: str | None = None
     written: list[Path] = field(default_factory=list)
+    #: The terminal summary's tables, rendered when the run concludes (:meth:`conclude`).
+    tables: list[str] | None = None
+    _files_written: bool = False
     #: Outputs that could not be written: the run fails, naming each.
     write_errors: list[str] = field(default_factory=list)
     #: A run stopped by Ctrl-C: outputs marked so, neither gated nor saved as history.
@@ -597,11 +600,34 @@ class ShowdownSession:
             except OSError as exc:
                 self.write_errors.append(f"cannot save the run in {benchmarks.storage}: {exc}")
 
-    def write_files(self) -> None:
-        """Write ``--showdown-json``, ``--showdown-csv`` and ``--showdown-report``."""
+    def conclude(self) -> None:
+        """After the gates, on the controller: write the files and render the terminal's tables,
+        then let go of the per-post results, which nothing needs again, before pytest-benchmark
+        builds its saved run in memory (issue 13: peak RSS <= 1 GB at 30,000 posts x 2 taggers)."""
         analysis = self.analyse()
         if analysis is None:
             return
+        self.write_files()
+        self.tables = self._tables(analysis)
+        self.analysis = analysis.released()
+        self.results = []
+        self.collector = ProbabilityCollector()
+
+    def _tables(self, analysis: RunAnalysis) -> list[str]:
+        return summary_tables(
+            analysis,
+            categories_label=self.settings.categories_label,
+            provider=self.provider,
+            gate=self.compare_gate,
+        )
+
+    def write_files(self) -> None:
+        """Write ``--showdown-json``, ``--showdown-csv`` and ``--showdown-report`` (once: a run that
+        concluded has written them, an interrupted one writes them when the session finishes)."""
+        analysis = self.analyse()
+        if analysis is None or self._files_written:
+            return
+        self._files_written = True
         settings = self.settings
         self.written, errors = write_outputs(
             analysis,
@@ -623,10 +649,7 @@ class ShowdownSession:
             reporter.write_line("interrupted: outputs marked interrupted; not gated, not saved as history")
         write_summary(
             reporter.write_line,
-            self.analysis,
-            categories_label=self.settings.categories_label,
-            provider=self.provider,
-            gate=self.compare_gate,
+            self._tables(self.analysis) if self.tables is None else self.tables,
             verdicts=[(v.kind, v.failure) for v in self.verdicts],
             written=[*self.written, *([self.saved] if self.saved else [])],
             errors=self.write_errors,
