@@ -19,6 +19,7 @@ import hashlib
 import logging
 import os
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -93,12 +94,37 @@ class DownloadError(FetchError):
 
 
 class _RetryableError(Exception):
-    """An attempt failed in a way that may pass: wait (``retry_after`` or backoff) and try again."""
+    """An attempt failed in a way that may pass: wait (``retry_after`` or backoff) and try again,
+    at most ``attempts`` times in all when that is set."""
 
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+    def __init__(self, reason: str, retry_after: float | None = None, attempts: int | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
+        self.attempts = attempts
+
+
+#: Attempts for a host name that does not resolve: a typo or no network, which waiting for the
+#: whole ``max_time`` (5 minutes) does not cure; a resolver's short hiccup passes within these.
+NAME_RESOLUTION_ATTEMPTS: Final = 3
+
+
+def _is_name_resolution(exc: BaseException) -> bool:
+    """Whether a transport failure is a host name that did not resolve (``socket.gaierror`` somewhere
+    in its chain of causes; urllib3 wraps it in ``NameResolutionError``)."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, socket.gaierror) or type(current).__name__ == "NameResolutionError":
+            return True
+        reason = getattr(current, "reason", None)  # urllib3's MaxRetryError keeps its cause here
+        pending += [current.__cause__, current.__context__]
+        pending += [arg for arg in (*current.args, reason) if isinstance(arg, BaseException)]
+    return False
 
 
 @dataclass(frozen=True)
@@ -357,6 +383,10 @@ class DanbooruClient:
                 failures += 1
                 delay = exc.retry_after if exc.retry_after is not None else self._backoff(failures)
                 elapsed = time.monotonic() - started
+                if exc.attempts is not None and failures >= exc.attempts:
+                    raise FetchError(
+                        self.scrub(f"giving up on {what} after {failures} failed attempts: {exc.reason}")
+                    ) from None
                 if elapsed + delay > self.retry.max_time:
                     wait = f"; the next wait would be {delay:.0f} s" if delay >= 1 else ""
                     raise FetchError(
@@ -375,6 +405,12 @@ class DanbooruClient:
                 url, timeout=(self.retry.connect_timeout, self.retry.read_timeout), **kwargs
             )
         except requests.RequestException as exc:
+            if _is_name_resolution(exc):
+                host = urlsplit(url).hostname
+                raise _RetryableError(
+                    self.scrub(f"cannot resolve the host name {host!r} (check --api-url and the network)"),
+                    attempts=NAME_RESOLUTION_ATTEMPTS,
+                ) from None
             raise _RetryableError(self.scrub(f"{type(exc).__name__}: {exc}")) from None
         if response.status_code == 429 or response.status_code >= 500:
             response.close()

@@ -414,3 +414,14 @@ def test_scrub_removes_every_spelling_of_the_key() -> None:
     api = DanbooruClient(credentials=Credentials("alice", KEY))
     text = f"{KEY} s3cr3t%2Bkey%2Fwith%3Dodd%26chars s3cr3t%2Bkey%2Fwith%3Dodd%26chars"
     assert "s3cr3t" not in api.scrub(text)
+
+
+def test_a_host_name_that_does_not_resolve_gives_up_after_three_attempts(sleeps: Sleeps) -> None:
+    """A typo in --api-url (or no network) is not cured by retrying for the whole time limit (it took
+    5 minutes): three attempts, then an error naming the host. ``.invalid`` never resolves (RFC 2606)."""
+    client = DanbooruClient("http://showdown-test.invalid", retry=RetryPolicy(max_time=60.0), sleep=sleeps)
+    with pytest.raises(
+        FetchError, match=r"after 3 failed attempts: cannot resolve the host name 'showdown-test\.invalid'"
+    ):
+        client.get_json("/posts.json", {})
+    assert len(sleeps) == 2
