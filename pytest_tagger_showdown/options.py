@@ -151,6 +151,19 @@ def read_settings(config: pytest.Config) -> ShowdownSettings:
     )
 
 
+def named_where_set(config: pytest.Config, message: str) -> str:
+    """A bad value's message names its command-line option; when the value came from the ini file,
+    name the ini key and the file instead (``showdown_limit in pytest.ini: ...``), so the user edits
+    the right line."""
+    for name, _help, settings in OPTIONS:
+        dest = name.removeprefix("--").replace("-", "_")
+        ini_name = settings.get("ini") or dest
+        if message.startswith(name) and not config.getoption(dest) and config.getini(ini_name):
+            where = f" in {config.inipath.name}" if config.inipath else ""
+            return f"{ini_name}{where}{message[len(name) :]}"
+    return message
+
+
 def _path_value(config: pytest.Config, name: str) -> Path | None:
     """A path option: relative to the working directory on the command line, to the ini file in ini."""
     value = config.getoption(name)

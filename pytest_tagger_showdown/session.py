@@ -27,7 +27,7 @@ from .engine import Engine
 from .errors import ShowdownError, TaggerLoadError
 from .gate import baseline_verdicts
 from .history import SavedRun, find_run, save_in_benchmark, save_run, storage_path
-from .options import read_settings
+from .options import named_where_set, read_settings
 from .outputs import summary_tables, write_outputs, write_summary
 from .pool import TaggerPool
 from .probabilities import ROW_PROPERTY, ProbabilityCollector, RowEncoder
@@ -94,7 +94,7 @@ def without_payload(properties: list[tuple[str, object]]) -> list[tuple[str, obj
     return [(name, value) for name, value in properties if name not in (RESULT_PROPERTY, ROW_PROPERTY)]
 
 
-def usage_error(exc: Exception, where: str = "") -> pytest.UsageError:
+def usage_error(exc: Exception | str, where: str = "") -> pytest.UsageError:
     """The one-line usage error (exit code 4) every bad option, ini value or mark becomes."""
     return pytest.UsageError(f"tagger-showdown: {where}{exc}")
 
@@ -153,7 +153,7 @@ class ShowdownSession:
             settings = replace(settings, taggers=tuple(registry.select(settings.taggers)))
             check_tagger_names(settings, settings.taggers, registry.resolve)
         except (ValueError, ShowdownError) as exc:
-            raise usage_error(exc) from exc
+            raise usage_error(named_where_set(config, str(exc))) from exc
         session = cls(settings, registry, is_worker=hasattr(config, "workerinput"))
         if session.is_worker:
             return session.with_posts()  # the controller checked what only it uses: outputs, compare run

@@ -127,6 +127,31 @@ def test_bad_settings_stop_the_run_at_configure(
     assert (pytester.path / "data.db").read_bytes() == before
 
 
+@pytest.mark.parametrize(
+    ("ini", "line"),
+    [
+        ("showdown_limit = 0", E + "showdown_limit in tox.ini must be at least 1, got 0"),
+        (
+            "showdown_baselines = brigth = 0.2",
+            E + "showdown_baselines in tox.ini: brigth is not a selected tagger (selected: bright, control)",
+        ),
+        (
+            "showdown_margin = -1",
+            E + "showdown_margin in tox.ini is a drop in average score, a finite number >= 0; got -1.0",
+        ),
+    ],
+    ids=["limit", "baseline", "margin"],
+)
+def test_a_bad_ini_value_is_named_by_its_ini_key_and_file(
+    pytester: pytest.Pytester, run_showdown: ShowdownRun, ini: str, line: str
+) -> None:
+    """Before: the error named the command-line option the user never typed (``--showdown-limit``)."""
+    install_brightness_tagger(pytester)
+    pytester.makefile(".ini", tox=f"[pytest]\n{ini}\n")
+    result, _ = run_showdown("--tagger", "bright,control", "--showdown-db", "data.db", json_file=None)
+    _usage_error(result, line)
+
+
 def test_a_run_that_scores_no_post_fails_and_says_why(
     pytester: pytest.Pytester, run_showdown: ShowdownRun
 ) -> None:
