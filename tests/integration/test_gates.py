@@ -137,7 +137,7 @@ def test_bad_settings_stop_the_run_at_configure(
         ),
         (
             "showdown_margin = -1",
-            E + "showdown_margin in tox.ini is a drop in average score, a finite number >= 0; got -1.0",
+            E + "showdown_margin in tox.ini is a drop in average score, a finite number >= 0; got -1",
         ),
     ],
     ids=["limit", "baseline", "margin"],
