@@ -86,10 +86,11 @@ def _figure(figure: Figure, caption: str) -> str:
 
 
 def thumbnail_uri(image: bytes, side: int = THUMBNAIL_SIDE) -> str:
-    """A small JPEG of an image as a data URI (transparency flattened on white)."""
-    from ..taggers.preprocess import composite_on_white, decode_image
+    """A small JPEG of an image as a data URI (transparency flattened on white), turned upright as
+    its EXIF orientation says, as the taggers see it (and as a browser shows the original)."""
+    from ..taggers.preprocess import composite_on_white, decode_image, upright
 
-    picture = composite_on_white(decode_image(image))
+    picture = composite_on_white(upright(decode_image(image)))
     picture.thumbnail((side, side))
     buffer = io.BytesIO()
     picture.save(buffer, format="JPEG", quality=82)

@@ -244,3 +244,19 @@ def test_header_shows_what_the_document_records_per_tagger() -> None:
         ),
         ("control", "-", "none", "-"),
     ]
+
+
+def test_a_thumbnail_is_upright_as_its_exif_orientation_says() -> None:
+    """A 60x40 JPEG stored sideways with Orientation=6 is shown 40 wide and 60 high, as the taggers
+    see it and a browser shows the original (before: 60 wide, lying on its side)."""
+    from PIL import ExifTags
+
+    from pytest_tagger_showdown.report.html import thumbnail_uri
+
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = 6
+    buffer = io.BytesIO()
+    Image.new("RGB", (60, 40), (200, 30, 30)).save(buffer, "JPEG", exif=exif)
+    uri = thumbnail_uri(buffer.getvalue(), side=120)
+    with Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))) as shown:
+        assert shown.size == (40, 60)
