@@ -399,6 +399,11 @@ COMPARISON_HEADERS = (
 )
 
 
+#: The terminal's table stops after the verdict; what differs and the tags that moved, which can be
+#: long, follow it as a line per tagger (the HTML report keeps every column in its table).
+_TABLE_COLUMNS: Final = COMPARISON_HEADERS.index("verdict") + 1
+
+
 def _verdict(c: TaggerComparison, margin: float) -> str:
     if c.regressed(margin):
         return "DROP"
@@ -433,11 +438,20 @@ def comparison_rows(comparison: RunComparison, margin: float) -> list[tuple[str,
 
 
 def format_comparison(comparison: RunComparison, margin: float) -> str:
-    """A table of changes (one row per tagger) followed by the taggers not compared and the power
-    notes."""
+    """A table of changes (one row per tagger), a line per tagger with what differs between the runs
+    and the tags that moved, then the taggers not compared and the power notes."""
     rows = comparison_rows(comparison, margin)
-    headers = COMPARISON_HEADERS
-    lines = [tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)] if rows else []
+    table, details = COMPARISON_HEADERS[:_TABLE_COLUMNS], COMPARISON_HEADERS[_TABLE_COLUMNS:]
+    cells = [row[:_TABLE_COLUMNS] for row in rows]
+    lines = [tabulate(cells, headers=table, tablefmt="simple", disable_numparse=True)] if rows else []
+    for row in rows:
+        said = [
+            f"{name}: {value}"
+            for name, value in zip(details, row[_TABLE_COLUMNS:], strict=True)
+            if value != "-"
+        ]
+        if said:
+            lines.append(f"{row[0]}: {'; '.join(said)}")
     for title, names in (
         ("only in the first run", comparison.only_before),
         ("only in the second run", comparison.only_after),

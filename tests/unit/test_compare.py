@@ -201,6 +201,14 @@ def test_the_table_shows_pairing_power_and_what_differs() -> None:
     assert a.detectable == pytest.approx(3.0830 * a.change.sd / np.sqrt(48), rel=1e-3)
     text = format_comparison(comparison, 0.02)
     assert "40 (8 unpaired)" in text
+    # What differs follows the table on its tagger's own line, so the table stays narrow.
+    assert (
+        "a: differs: thresholds general=0.35 -> general=0.5; dataset fingerprint 111111111111 -> 222222222222"
+        in text.splitlines()
+    )
+    table = text.split("\na: differs")[0]
+    assert max(map(len, table.splitlines())) <= 140  # 258 with what differs in it
+    assert "differs" not in table
     assert "~ (underpowered)" in text
     assert (
         f"note: a: margin 0.020 is below what this run can detect: detects drops of {a.detectable:.3f}"
