@@ -353,11 +353,13 @@ class ShowdownCache:
         return found
 
     def _stale_versions(self) -> list[Path]:
-        """Folders of other cache versions: never read again, so evicted first."""
+        """Folders of other cache versions (``v1``... holding this layout's kinds): never read again,
+        so evicted first. Nothing else in the folder is ever touched."""
         try:
-            return [p for p in self.root.iterdir() if p.is_dir() and p.name != CACHE_VERSION]
+            folders = [p for p in self.root.iterdir() if p.is_dir() and p.name != CACHE_VERSION]
         except OSError:
             return []
+        return [p for p in folders if _VERSION_NAME.fullmatch(p.name) and _holds_cache_kinds(p)]
 
     def usage(self) -> dict[str, KindUsage]:
         """Entries, bytes and least recent use per kind (``stale`` = other cache versions' files)."""
@@ -477,6 +479,34 @@ class ShowdownCache:
         record = {"files": [_stat_row(Path(path)) for path in files], "values": dict(values)}
         data = json.dumps(record, sort_keys=True).encode("utf-8")
         self._write(self._base / "taggers" / f"{tagger_key}.json", data)
+
+
+_VERSION_NAME: Final = re.compile(r"v\d+")
+
+
+def _holds_cache_kinds(folder: Path) -> bool:
+    return any((folder / kind).is_dir() for kind in (*KINDS, "taggers"))
+
+
+def is_cache_folder(folder: Path) -> bool:
+    """Whether ``folder`` holds a showdown cache (its ``CACHEDIR.TAG`` marker, or a version folder of
+    this layout): the ``cache`` commands clear and prune nothing else."""
+    return (folder / "CACHEDIR.TAG").is_file() or (
+        (folder / CACHE_VERSION).is_dir() and _holds_cache_kinds(folder / CACHE_VERSION)
+    )
+
+
+def check_cache_dir(folder: Path) -> None:
+    """A cache folder must be new, empty or a cache already: the cache writes its own layout and
+    evicts within it, and a project folder (``showdown_cache_dir = .``) is none of those. Raises
+    ValueError."""
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"--showdown-cache-dir {folder} is a file, not a folder")
+    if folder.is_dir() and not is_cache_folder(folder) and any(folder.iterdir()):
+        raise ValueError(
+            f"--showdown-cache-dir {folder} holds other files and no showdown cache: "
+            "choose a new or empty folder"
+        )
 
 
 def _size(path: Path) -> int:

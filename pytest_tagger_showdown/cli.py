@@ -260,11 +260,15 @@ def _compare(args: argparse.Namespace) -> int:
 
 def _merge(args: argparse.Namespace) -> int:
     """Exit status 1 when a --baseline fails on the merged run, as the run itself would."""
-    inputs = {Path(run).resolve() for run in args.runs}
     written = [args.output, *(p for p in (args.report, args.csv) if p is not None)]
-    if any(path.resolve() in inputs for path in written):
-        raise ShowdownError("merge never overwrites an input: choose another output path")
-    analysis = merge.merge_runs([history.read_run(Path(run)) for run in args.runs])
+    if len({path.resolve() for path in written}) < len(written):
+        raise ShowdownError("-o, --report and --csv must be three different files")
+    _refuse_inputs(written, {Path(run).resolve() for run in args.runs})
+    runs = [history.read_run(Path(run)) for run in args.runs]
+    _refuse_inputs(
+        written, {Path(str(r.document["dataset"])).resolve() for r in runs if r.document.get("dataset")}
+    )
+    analysis = merge.merge_runs(runs)
     paths, errors = write_outputs(analysis, json_path=args.output, csv_path=args.csv, report_path=args.report)
     verdicts = baseline_verdicts(analysis.summaries, dict(args.baseline))
     scored = frozenset(TagCategory(name) for name in analysis.document.get("categories", ()))
@@ -279,6 +283,26 @@ def _merge(args: argparse.Namespace) -> int:
         errors=errors,
     )
     return 1 if errors or any(verdicts.values()) else 0
+
+
+def _refuse_inputs(written: Sequence[Path], inputs: set[Path]) -> None:
+    """Raise ShowdownError when an output path is an input (a shard, the shards' dataset) or any
+    dataset at all (an SQLite file, whatever its name)."""
+    for path in written:
+        if path.resolve() in inputs or _is_dataset(path):
+            raise ShowdownError(
+                f"merge never overwrites an input ({path} is a shard or a dataset): "
+                "choose another output path"
+            )
+
+
+def _is_dataset(path: Path) -> bool:
+    """Whether ``path`` is an SQLite file (a dataset, whatever its name)."""
+    try:
+        with path.open("rb") as handle:
+            return handle.read(16) == b"SQLite format 3\x00"
+    except OSError:
+        return False
 
 
 def _size(text: str) -> int:
@@ -318,6 +342,13 @@ def _add_cache(parser: argparse.ArgumentParser) -> None:
 
 def _cache(args: argparse.Namespace) -> int:
     folder = args.dir or cache.default_dir(Path.cwd())
+    if not folder.is_dir():
+        raise ShowdownError(f"no cache at {folder}: it is not a folder")
+    if not cache.is_cache_folder(folder):
+        raise ShowdownError(
+            f"{folder} is not a tagger-showdown cache (no CACHEDIR.TAG, no {cache.CACHE_VERSION}/): "
+            "left as it is"
+        )
     store = cache.ShowdownCache(folder, max_size=None)
     if args.action == "info":
         print(folder)

@@ -13,15 +13,18 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from .bundled import DEMO_DB
-from .cache import DEFAULT_MAX_SIZE, parse_size
+from .cache import DEFAULT_MAX_SIZE, check_cache_dir, parse_size
 from .compare import DEFAULT_MARGIN
 from .pool import ThresholdOverride
 from .probabilities import probabilities_path
 from .shard import Shard, parse_shard
 from .taggers.spec import Thresholds
 from .tags import RATINGS, TagCategory, parse_categories
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -265,9 +268,9 @@ def build_settings(
     settings = ShowdownSettings(
         taggers=tuple(taggers),
         db=db or DEMO_DB,
-        ratings=parse_ratings(ratings) if ratings else RATINGS,
+        ratings=_naming("--showdown-ratings", parse_ratings, ratings) if ratings else RATINGS,
         limit=parse_limit(limit),
-        categories=parse_categories(categories or "all"),
+        categories=_naming("--showdown-categories", parse_categories, categories or "all"),
         thresholds=parse_thresholds(thresholds),
         json_path=json_path,
         baselines=parse_baselines(baselines),
@@ -286,4 +289,14 @@ def build_settings(
         shard=parse_shard(shard),
         gpus=parse_gpus(gpus),
     )
+    if cache_dir is not None:
+        check_cache_dir(cache_dir)
     return settings
+
+
+def _naming(option: str, parse: Callable[[str], T], text: str) -> T:
+    """``parse(text)``, its ValueError naming the option (the shared parsers do not know it)."""
+    try:
+        return parse(text)
+    except ValueError as exc:
+        raise ValueError(f"{option}: {exc}") from None

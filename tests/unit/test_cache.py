@@ -17,6 +17,7 @@ import pytest
 from pytest_tagger_showdown.cache import (
     CACHE_VERSION,
     ShowdownCache,
+    check_cache_dir,
     digest,
     file_sha256,
     model_fingerprint,
@@ -343,3 +344,68 @@ def test_sizes(text: str, expected: int) -> None:
 def test_bad_sizes(text: str) -> None:
     with pytest.raises(ValueError, match="--max-size must be"):
         parse_size(text, "--max-size")
+
+
+def _project(root: Path) -> dict[Path, bytes]:
+    """A folder a user might point the cache at by mistake: source, data, a ``v1`` of their own."""
+    files = {
+        root / "src" / "pkg" / "mod.py": b"print('mine')\n",
+        root / "data" / "important.bin": b"\x00" * 100_000,
+        root / "v1" / "notes.txt": b"release notes\n",
+    }
+    for path, data in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return files
+
+
+def test_eviction_and_clearing_touch_nothing_but_the_caches_own_layout(tmp_path: Path) -> None:
+    """Before: every folder beside ``v2`` counted as an old cache version: pruning, clearing and a
+    run's own eviction deleted a project's ``src/`` and ``data/``."""
+    files = _project(tmp_path)
+    cache = ShowdownCache(tmp_path, max_size=None)
+    size = put_inputs(cache, range(3))
+    assert cache.usage()["stale"].entries == 0
+    assert cache.prune(size).deleted == 2
+    assert cache.clear() == size
+    assert {path: path.read_bytes() for path in files} == files
+
+
+def test_the_cache_commands_refuse_a_folder_that_is_not_a_cache(tmp_path: Path) -> None:
+    files = _project(tmp_path)
+    for action in (["clear"], ["prune", "--max-size", "1MB"], ["info"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest_tagger_showdown.cli", "cache", *action, "--dir", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 2
+        assert done.stderr.strip().endswith(
+            f"{tmp_path} is not a tagger-showdown cache (no CACHEDIR.TAG, no v2/): left as it is"
+        )
+    missing = subprocess.run(
+        [sys.executable, "-m", "pytest_tagger_showdown.cli", "cache", "info", "--dir", str(tmp_path / "no")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert missing.returncode == 2
+    assert "no cache at" in missing.stderr
+    assert {path: path.read_bytes() for path in files} == files
+
+
+def test_a_cache_folder_must_be_new_empty_or_a_cache(tmp_path: Path) -> None:
+    check_cache_dir(tmp_path / "new")
+    (tmp_path / "empty").mkdir()
+    check_cache_dir(tmp_path / "empty")
+    ShowdownCache(tmp_path / "made", max_size=None).put_input("ab" * 32, np.zeros((2, 2, 3), np.uint8), 0.0)
+    check_cache_dir(tmp_path / "made")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="is a file, not a folder"):
+        check_cache_dir(tmp_path / "file")
+    _project(tmp_path / "project")
+    with pytest.raises(
+        ValueError, match="holds other files and no showdown cache: choose a new or empty folder"
+    ):
+        check_cache_dir(tmp_path / "project")

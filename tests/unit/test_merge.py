@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -67,3 +68,20 @@ def test_the_command_never_overwrites_an_input(tmp_path: Path, capsys: pytest.Ca
     path.write_text(json.dumps(shard(1).document))
     assert main(["merge", str(path), "-o", str(path)]) == 2
     assert "never overwrites an input" in capsys.readouterr().err
+
+
+def test_the_command_never_overwrites_the_dataset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: ``merge shard-*.json -o big.db`` replaced the dataset with the merged JSON."""
+    dataset = tmp_path / "big.db"
+    sqlite3.connect(dataset).execute("CREATE TABLE posts (id INTEGER)").connection.commit()
+    before = dataset.read_bytes()
+    path = tmp_path / "s1.json"
+    path.write_text(json.dumps({**shard(1).document, "dataset": str(dataset), "posts": {"columns": {}}}))
+    for target in (dataset, tmp_path / "renamed.sqlite"):
+        if target != dataset:
+            target.write_bytes(before)  # a dataset under another name: found by its content
+        assert main(["merge", str(path), "-o", str(target)]) == 2
+        assert f"never overwrites an input ({target} is a shard or a dataset)" in capsys.readouterr().err
+        assert target.read_bytes() == before
+    assert main(["merge", str(path), "-o", str(tmp_path / "o.json"), "--csv", str(tmp_path / "o.json")]) == 2
+    assert "-o, --report and --csv must be three different files" in capsys.readouterr().err
