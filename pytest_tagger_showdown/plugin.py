@@ -143,7 +143,7 @@ class SessionHooks:
         return benchmarking.collapsed(config, groups)
 
     def pytest_keyboard_interrupt(self) -> None:
-        self.session.interrupt()
+        self.session.interrupt(self.config)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_benchmark_update_json(self, output_json: dict[str, Any]) -> None:

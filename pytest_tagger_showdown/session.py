@@ -561,9 +561,14 @@ class ShowdownSession:
             for report in verdict.reports():
                 session.config.hook.pytest_runtest_logreport(report=report)
 
-    def interrupt(self) -> None:
-        """Ctrl-C: what ran is still written, marked ``interrupted``; nothing is gated or saved."""
+    def interrupt(self, config: pytest.Config) -> None:
+        """Ctrl-C: what ran is still written, marked ``interrupted``; nothing is gated or saved, by
+        this plugin or by pytest-benchmark (whose save of the items that ran would otherwise be the
+        next ``--benchmark-compare`` baseline)."""
         self.interrupted = True
+        benchmarks = getattr(config, "_benchmarksession", None)
+        if benchmarks is not None and not self.is_worker:
+            benchmarks.benchmarks.clear()
         if self.analysis is not None:
             self.analysis = replace(self.analysis, document={**self.analysis.document, "interrupted": True})
 

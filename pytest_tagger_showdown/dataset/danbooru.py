@@ -104,27 +104,43 @@ class _RetryableError(Exception):
         self.attempts = attempts
 
 
-#: Attempts for a host name that does not resolve: a typo or no network, which waiting for the
-#: whole ``max_time`` (5 minutes) does not cure; a resolver's short hiccup passes within these.
-NAME_RESOLUTION_ATTEMPTS: Final = 3
+#: Attempts for a host that does not resolve or refuses the connection: a typo, no network or no
+#: server there, which waiting for the whole ``max_time`` (5 minutes) does not cure; a resolver's
+#: hiccup or a restarting server passes within these (about 7 s of backoff).
+UNREACHABLE_ATTEMPTS: Final = 4
 
 
-def _is_name_resolution(exc: BaseException) -> bool:
-    """Whether a transport failure is a host name that did not resolve (``socket.gaierror`` somewhere
-    in its chain of causes; urllib3 wraps it in ``NameResolutionError``)."""
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and everything in its chain: causes, contexts, and what requests and urllib3 wrap
+    (an exception's ``args``, urllib3's ``MaxRetryError.reason``)."""
     seen: set[int] = set()
-    pending: list[BaseException | None] = [exc]
+    pending: list[BaseException] = [exc]
     while pending:
         current = pending.pop()
-        if current is None or id(current) in seen:
+        if id(current) in seen:
             continue
         seen.add(id(current))
-        if isinstance(current, socket.gaierror) or type(current).__name__ == "NameResolutionError":
-            return True
-        reason = getattr(current, "reason", None)  # urllib3's MaxRetryError keeps its cause here
-        pending += [current.__cause__, current.__context__]
-        pending += [arg for arg in (*current.args, reason) if isinstance(arg, BaseException)]
-    return False
+        yield current
+        reason = getattr(current, "reason", None)
+        linked = (current.__cause__, current.__context__, *current.args, reason)
+        pending += [item for item in linked if isinstance(item, BaseException)]
+
+
+def _transport_failure(exc: requests.RequestException, url: str) -> _RetryableError | FetchError:
+    """What a failed request means: a URL that cannot work fails now; a host that does not resolve or
+    refuses connections is tried :data:`UNREACHABLE_ATTEMPTS` times; anything else is retried until
+    the time limit."""
+    where = urlsplit(url).netloc
+    if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema)):
+        return FetchError(f"cannot request {where}: {exc}")
+    causes = list(_causes(exc))
+    if any(isinstance(c, socket.gaierror) or type(c).__name__ == "NameResolutionError" for c in causes):
+        reason = f"cannot resolve the host name {urlsplit(url).hostname!r} (check --api-url and the network)"
+        return _RetryableError(reason, attempts=UNREACHABLE_ATTEMPTS)
+    if any(isinstance(c, ConnectionRefusedError) for c in causes):
+        reason = f"{where} refused the connection (check --api-url: is a server listening there?)"
+        return _RetryableError(reason, attempts=UNREACHABLE_ATTEMPTS)
+    return _RetryableError(f"{type(exc).__name__}: {exc}")
 
 
 @dataclass(frozen=True)
@@ -312,6 +328,10 @@ class DanbooruClient:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         parts = urlsplit(api_url)
+        try:
+            parts.port  # noqa: B018 (raises ValueError for a port out of range)
+        except ValueError:
+            raise FetchError(f"--api-url has no valid port: {api_url!r}") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise FetchError(f"--api-url must be an http(s) URL, not {api_url!r}")
         if parts.username or parts.password:
@@ -405,13 +425,10 @@ class DanbooruClient:
                 url, timeout=(self.retry.connect_timeout, self.retry.read_timeout), **kwargs
             )
         except requests.RequestException as exc:
-            if _is_name_resolution(exc):
-                host = urlsplit(url).hostname
-                raise _RetryableError(
-                    self.scrub(f"cannot resolve the host name {host!r} (check --api-url and the network)"),
-                    attempts=NAME_RESOLUTION_ATTEMPTS,
-                ) from None
-            raise _RetryableError(self.scrub(f"{type(exc).__name__}: {exc}")) from None
+            failure = _transport_failure(exc, url)
+            if isinstance(failure, FetchError):
+                raise FetchError(self.scrub(str(failure))) from None
+            raise _RetryableError(self.scrub(failure.reason), attempts=failure.attempts) from None
         if response.status_code == 429 or response.status_code >= 500:
             response.close()
             raise _RetryableError(

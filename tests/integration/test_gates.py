@@ -283,5 +283,5 @@ def test_an_interrupted_run_is_written_marked_and_neither_gated_nor_saved(pytest
     assert document["interrupted"] is True
     assert len(post_rows(document)) == 3  # the interrupted item recorded nothing
     assert "gates" not in document
-    for path in (pytester.path / ".benchmarks").glob("*/*.json"):
-        assert "tagger_showdown" not in json.loads(path.read_text())
+    # Neither this plugin nor pytest-benchmark saved the interrupted run (before: pytest-benchmark did).
+    assert not list((pytester.path / ".benchmarks").glob("*/*.json"))
