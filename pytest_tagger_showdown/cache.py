@@ -28,7 +28,8 @@ filled up, an edited file) is treated as missing and recomputed. Failures are ne
 
 Size limit (``--showdown-cache-max-size``, default 10 GB), least recently used first: a hit sets the
 entry's mtime to now (one ``utime`` call; atime is unreliable under ``noatime``/``relatime``), and
-eviction deletes the entries with the oldest mtimes. Eviction is amortised: before a write that takes
+eviction deletes the prepared inputs with the oldest mtimes, and predictions (a few hundred bytes
+each, and all a rerun with new cut-offs needs) only once no input is left. Eviction is amortised: before a write that takes
 a process past :data:`RESCAN_FRACTION` of the limit since its last scan, it rescans the folder and
 deletes down to :data:`PRUNE_TO` of the limit less that entry; so with up to five processes writing at
 once the folder never exceeds the limit (each adds at most 4% of it, or one entry, between its scans
@@ -375,12 +376,14 @@ class ShowdownCache:
         return result
 
     def prune(self, max_size: int) -> PruneOutcome:
-        """Delete other versions' folders, then the least recently used entries until the entries
-        take at most ``max_size`` bytes. Safe while other processes read and write the cache."""
+        """Delete other versions' folders, then the least recently used prepared inputs, then the
+        least recently used predictions, until the entries take at most ``max_size`` bytes. Safe while other processes read and write the cache."""
         stale = sum(_size(p) for folder in self._stale_versions() for p in folder.rglob("*") if p.is_file())
         for folder in self._stale_versions():
             shutil.rmtree(folder, ignore_errors=True)
-        entries = sorted(entry for kind in KINDS for entry in self._entries(kind))
+        # Prepared inputs go first, least recently used first: a prediction is a few hundred bytes
+        # against 0.6 MB, and it alone lets a rerun with new cut-offs skip the model.
+        entries = [entry for kind in KINDS for entry in sorted(self._entries(kind))]
         total = sum(size for _, size, _ in entries)
         before, deleted = total + stale, 0
         for mtime, size, path in entries:

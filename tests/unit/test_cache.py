@@ -409,3 +409,21 @@ def test_a_cache_folder_must_be_new_empty_or_a_cache(tmp_path: Path) -> None:
         ValueError, match="holds other files and no showdown cache: choose a new or empty folder"
     ):
         check_cache_dir(tmp_path / "project")
+
+
+def test_eviction_keeps_predictions_until_no_prepared_input_is_left(tmp_path: Path) -> None:
+    """Before: least recently used first whatever the kind, so a capped cache held 276 of 3,000 tiny
+    predictions and a rerun with new cut-offs ran the model again."""
+    cache = ShowdownCache(tmp_path, max_size=None)
+    row = np.array([0.9, 0.2], np.float32)
+    for key in range(4):
+        cache.put_prediction(digest("p", key), row, 0.1, 0.2)
+    time.sleep(0.01)  # the inputs are used later than the predictions
+    size = put_inputs(cache, range(3))
+    predictions = cache.usage()["predictions"].bytes
+    assert cache.prune(predictions + size).deleted == 2  # two inputs, though the predictions are older
+    usage = cache.usage()
+    assert (usage["inputs"].entries, usage["predictions"].entries) == (1, 4)
+    cache.prune(predictions // 2)
+    assert cache.usage()["inputs"].entries == 0
+    assert 0 < cache.usage()["predictions"].entries < 4
