@@ -28,16 +28,15 @@ filled up, an edited file) is treated as missing and recomputed. Failures are ne
 
 Size limit (``--showdown-cache-max-size``, default 10 GB), least recently used first: a hit sets the
 entry's mtime to now (one ``utime`` call; atime is unreliable under ``noatime``/``relatime``), and
-eviction deletes the prepared inputs with the oldest mtimes, and predictions (a few hundred bytes
-each, and all a rerun with new cut-offs needs) only once no input is left. Eviction is amortised: before a write that takes
-a process past :data:`RESCAN_FRACTION` of the limit since its last scan, it rescans the folder and
-deletes down to :data:`PRUNE_TO` of the limit less that entry; so with up to five processes writing at
-once the folder never exceeds the limit (each adds at most 4% of it, or one entry, between its scans
-to the 80% left by the last one) as long as an entry is small against the limit (602 kB against 10 GB).
-Deleting is safe beside readers: a reader that opened an entry reads it whole (POSIX keeps an
-unlinked file's data until it is closed); one that comes later finds no file, a miss. An entry used
-since the scan is spared (its mtime is checked again just before deleting it).
-"""
+eviction deletes the prepared inputs with the oldest mtimes, and predictions (a few hundred bytes each,
+and all a rerun with new cut-offs needs) only once no input is left. Eviction is amortised: before a
+write that takes a process past :data:`RESCAN_FRACTION` of the limit since its last scan, it rescans the
+folder and deletes down to :data:`PRUNE_TO` of the limit less that entry; so with up to five processes
+writing at once the folder never exceeds the limit (each adds at most 4% of it, or one entry, between
+its scans to the 80% left by the last one) as long as an entry is small against the limit (602 kB
+against 10 GB). Deleting is safe beside readers: a reader that opened an entry reads it whole (POSIX
+keeps an unlinked file's data until it is closed); one that comes later finds no file, a miss. An entry
+used since the scan is spared (its mtime is checked again just before deleting it)."""
 
 from __future__ import annotations
 
@@ -377,7 +376,8 @@ class ShowdownCache:
 
     def prune(self, max_size: int) -> PruneOutcome:
         """Delete other versions' folders, then the least recently used prepared inputs, then the
-        least recently used predictions, until the entries take at most ``max_size`` bytes. Safe while other processes read and write the cache."""
+        least recently used predictions, until the entries take at most ``max_size`` bytes. Safe
+        while other processes read and write the cache."""
         stale = sum(_size(p) for folder in self._stale_versions() for p in folder.rglob("*") if p.is_file())
         for folder in self._stale_versions():
             shutil.rmtree(folder, ignore_errors=True)
@@ -504,10 +504,10 @@ def check_cache_dir(folder: Path) -> None:
     evicts within it, and a project folder (``showdown_cache_dir = .``) is none of those. Raises
     ValueError."""
     if folder.exists() and not folder.is_dir():
-        raise ValueError(f"--showdown-cache-dir {folder} is a file, not a folder")
+        raise ValueError(f"--showdown-cache-dir: {folder} is a file, not a folder")
     if folder.is_dir() and not is_cache_folder(folder) and any(folder.iterdir()):
         raise ValueError(
-            f"--showdown-cache-dir {folder} holds other files and no showdown cache: "
+            f"--showdown-cache-dir: {folder} holds other files and no showdown cache: "
             "choose a new or empty folder"
         )
 

@@ -158,10 +158,17 @@ def named_where_set(config: pytest.Config, message: str) -> str:
     for name, _help, settings in OPTIONS:
         dest = name.removeprefix("--").replace("-", "_")
         ini_name = settings.get("ini") or dest
-        if message.startswith(name) and not config.getoption(dest) and config.getini(ini_name):
+        if message.startswith(name) and not config.getoption(dest) and _ini_is_set(config, ini_name):
             where = f" in {config.inipath.name}" if config.inipath else ""
             return f"{ini_name}{where}{message[len(name) :]}"
     return message
+
+
+def _ini_is_set(config: pytest.Config, name: str) -> bool:
+    try:
+        return bool(config.getini(name))
+    except (ValueError, pytest.UsageError):  # set, to what pytest cannot read (``showdown_no_cache = maybe``)
+        return True
 
 
 def _path_value(config: pytest.Config, name: str) -> Path | None:
@@ -193,6 +200,10 @@ def _lines_value(config: pytest.Config, name: str) -> list[str]:
 
 
 def _cache_dir(config: pytest.Config) -> Path | None:
-    if config.getoption("showdown_no_cache") or config.getini("showdown_no_cache"):
+    try:
+        off = config.getoption("showdown_no_cache") or config.getini("showdown_no_cache")
+    except (ValueError, pytest.UsageError) as exc:  # pytest reports a bad bool as a UsageError
+        raise ValueError(f"--showdown-no-cache: {exc}") from None
+    if off:
         return None
     return _path_value(config, "showdown_cache_dir") or _base(config) / DEFAULT_DIR_NAME

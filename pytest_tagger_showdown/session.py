@@ -8,9 +8,10 @@ the run once, applies both gates and writes the outputs.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
@@ -138,6 +139,8 @@ class ShowdownSession:
     _posts: list[Post] | None = None
     _all_posts: list[Post] | None = None
     _engine: Engine | None = None
+    #: Names where a bad value was set (:func:`options.named_where_set` for this run's config).
+    named: Callable[[str], str] = str
     #: The run loop's pytest session (for its item count), and on a long run, its progress lines.
     _loop: pytest.Session | None = None
     _progress: Progress | None = None
@@ -155,6 +158,7 @@ class ShowdownSession:
         except (ValueError, ShowdownError) as exc:
             raise usage_error(named_where_set(config, str(exc))) from exc
         session = cls(settings, registry, is_worker=hasattr(config, "workerinput"))
+        session.named = functools.partial(named_where_set, config)
         if session.is_worker:
             return session.with_posts()  # the controller checked what only it uses: outputs, compare run
         if settings.compare_run:
@@ -163,12 +167,14 @@ class ShowdownSession:
                 session.compare_run = find_run(settings.compare_run, storage)
                 check_comparable(session.compare_run.document, [c.value for c in settings.categories])
             except (ValueError, ShowdownError) as exc:
-                raise usage_error(exc, "--showdown-compare: ") from exc
+                raise usage_error(named_where_set(config, f"--showdown-compare: {exc}")) from exc
         inputs = {"--showdown-compare": session.compare_run.path} if session.compare_run else {}
+        if config.inipath is not None:
+            inputs[f"the ini file {config.inipath.name}"] = config.inipath
         try:
             check_output_paths(settings, inputs)
         except ValueError as exc:
-            raise usage_error(exc) from exc
+            raise usage_error(named_where_set(config, str(exc))) from exc
         session.choose_provider()
         return session.with_posts()
 
@@ -242,7 +248,7 @@ class ShowdownSession:
             try:
                 self._all_posts = self.dataset.posts(self.settings.ratings, self.settings.limit)
             except ShowdownError as exc:
-                raise usage_error(exc) from exc
+                raise usage_error(self.named(f"--showdown-db: {exc}")) from exc
         return self._all_posts
 
     def close(self) -> None:

@@ -139,8 +139,7 @@ def test_a_bad_cache_size_is_a_usage_error(
             pytester.makeini("[pytest]\nshowdown_cache_max_size = lots\n")
         result, _ = run(run_showdown, *option)
         assert result.ret == pytest.ExitCode.USAGE_ERROR
+        where = "--showdown-cache-max-size" if option else "showdown_cache_max_size in tox.ini"
         bad = "10XB" if option else "lots"
-        result.stderr.fnmatch_lines(
-            [f"ERROR: tagger-showdown: --showdown-cache-max-size must be a size *{bad}*"]
-        )
+        result.stderr.fnmatch_lines([f"ERROR: tagger-showdown: {where} must be a size *{bad}*"])
         assert "INTERNALERROR" not in result.stderr.str()

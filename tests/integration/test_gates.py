@@ -139,8 +139,10 @@ def test_bad_settings_stop_the_run_at_configure(
             "showdown_margin = -1",
             E + "showdown_margin in tox.ini is a drop in average score, a finite number >= 0; got -1",
         ),
+        ("showdown_no_cache = maybe", E + "showdown_no_cache in tox.ini: invalid truth value 'maybe'"),
+        ("showdown_ratings = x", E + "showdown_ratings in tox.ini: unknown rating(s) x: use g, s, q, e"),
     ],
-    ids=["limit", "baseline", "margin"],
+    ids=["limit", "baseline", "margin", "bool", "ratings"],
 )
 def test_a_bad_ini_value_is_named_by_its_ini_key_and_file(
     pytester: pytest.Pytester, run_showdown: ShowdownRun, ini: str, line: str
@@ -150,6 +152,20 @@ def test_a_bad_ini_value_is_named_by_its_ini_key_and_file(
     pytester.makefile(".ini", tox=f"[pytest]\n{ini}\n")
     result, _ = run_showdown("--tagger", "bright,control", "--showdown-db", "data.db", json_file=None)
     _usage_error(result, line)
+
+
+def test_no_output_overwrites_the_ini_file(pytester: pytest.Pytester, run_showdown: ShowdownRun) -> None:
+    """Before: ``showdown_json = tox.ini`` replaced the configuration with the results."""
+    install_brightness_tagger(pytester)
+    ini = pytester.makefile(".ini", tox="[pytest]\nshowdown_json = tox.ini\n")
+    before = ini.read_bytes()
+    result, _ = run_showdown("--tagger", "bright", "--showdown-db", "data.db", json_file=None)
+    _usage_error(
+        result,
+        E
+        + f"showdown_json in tox.ini {ini} is the same file as the ini file tox.ini: it would be overwritten",
+    )
+    assert ini.read_bytes() == before
 
 
 def test_a_run_that_scores_no_post_fails_and_says_why(

@@ -80,9 +80,9 @@ def test_ratings_option_filters_posts(run_showdown: ShowdownRun, tmp_path: Path)
         (["--tagger", "no-such-tagger"], "*tagger-showdown: unknown tagger 'no-such-tagger'; known: *"),
         (
             ["--tagger", "control", "--showdown-db", "missing.db"],
-            "*tagger-showdown: dataset missing.db does not exist*",
+            "*tagger-showdown: --showdown-db: dataset missing.db does not exist*",
         ),
-        (["--tagger", "control", "--showdown-ratings", "x"], "*unknown rating(s) x*"),
+        (["--tagger", "control", "--showdown-ratings", "x"], "*--showdown-ratings: unknown rating(s) x*"),
         (
             ["--tagger", "control", "--showdown-baseline", "control"],
             "*--showdown-baseline: cannot read 'control': expected NAME=SCORE*",
