@@ -48,8 +48,9 @@ from .errors import ShowdownError, TaggerLoadError, TaggerRunError
 from .pool import TaggerPool
 from .prediction import Prediction
 from .results import PostResult, post_result
+from .taggers import hub
 from .taggers.base import Tagger, Vocabulary
-from .taggers.wd14 import OutputLayout
+from .taggers.wd14 import OutputLayout, default_providers
 from .tags import TagCategory
 
 T = TypeVar("T")
@@ -87,6 +88,43 @@ def auto_batch_size(tagger: Tagger) -> int:
     size = ACCELERATED_BATCH if providers and providers[0] in ACCELERATED_PROVIDERS else 1
     fixed = tagger.fixed_batch
     return min(size, fixed) if fixed is not None and fixed > 0 else size
+
+
+#: Backends whose models run through onnxruntime with ``--showdown-providers`` (WD14 folders, the hub).
+ONNX_BACKENDS: Final = frozenset({"onnx", hub.BACKEND})
+
+
+def planned_providers(configured: Sequence[str] | None) -> tuple[str, ...]:
+    """The onnxruntime providers a WD14 tagger will use, most preferred first, known without loading
+    a model: the configured list, else what is installed (:func:`wd14.default_providers`); empty
+    without onnxruntime."""
+    if configured:
+        return tuple(configured)
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return ()
+    return tuple(default_providers(ort.get_available_providers()))
+
+
+def shared_gpu_warning(processes: int, providers: Mapping[str, Sequence[str]]) -> str | None:
+    """Why ``processes`` pytest-xdist workers will be slower than one process, or None: each loads
+    its own copy of every tagger in ``providers`` (tagger name -> its providers, most preferred first)
+    that runs on an accelerator, on the same device (onnxruntime's default, device 0); the copies
+    queue for the one GPU and hold its memory ``processes`` times over (issue 14: ``-n 4`` ran at
+    half the speed of one process on an H200), while one process already decodes on every core."""
+    on_gpu = {
+        name: chosen[0] for name, chosen in providers.items() if chosen and chosen[0] in ACCELERATED_PROVIDERS
+    }
+    if processes < 2 or not on_gpu:
+        return None
+    listed = ", ".join(f"{name} ({provider}, device 0)" for name, provider in sorted(on_gpu.items()))
+    return (
+        f"tagger-showdown: each of the {processes} pytest-xdist workers loads its own copy of {listed}: "
+        f"{processes} copies share one GPU, which runs them one after another with {processes} times "
+        "the memory, so the run is no faster than one process; run the showdown without -n "
+        "(one process already decodes images on every core and keeps the GPU busy)"
+    )
 
 
 def _lower_priority() -> None:

@@ -20,7 +20,7 @@ from .cache import ShowdownCache
 from .compare import CompareGate, gate_against
 from .dataset.post import Post
 from .dataset.store import Dataset
-from .engine import Engine
+from .engine import ONNX_BACKENDS, Engine, planned_providers, shared_gpu_warning
 from .errors import ShowdownError
 from .gate import baseline_failures
 from .history import DOCUMENT_KEY, SavedRun, find_run, storage_path
@@ -84,7 +84,24 @@ class ShowdownSession:
                 raise usage_error(exc, "--showdown-compare: ") from exc
         if settings.taggers:
             session.posts()
+        if not session.is_worker:
+            session.warn_shared_gpu(config)
         return session
+
+    def warn_shared_gpu(self, config: pytest.Config) -> None:
+        """Warn once, on the controller, when pytest-xdist workers would each load a GPU model on
+        the same device (:func:`engine.shared_gpu_warning`)."""
+        try:
+            processes = int(config.getoption("numprocesses", 0) or 0)
+        except (TypeError, ValueError):
+            processes = 0
+        providers = planned_providers(self.settings.providers) if processes > 1 else ()
+        specs = [self.registry.resolve(name) for name in self.settings.taggers]
+        message = shared_gpu_warning(
+            processes, {s.name: providers for s in specs if s.backend in ONNX_BACKENDS}
+        )
+        if message is not None:
+            config.issue_config_time_warning(pytest.PytestConfigWarning(message), stacklevel=2)
 
     # -- what the run works on -------------------------------------------------------------------
 

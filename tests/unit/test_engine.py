@@ -13,7 +13,13 @@ import pytest
 
 from pytest_tagger_showdown import Dataset, Post, Prediction, TaggerSpec
 from pytest_tagger_showdown.cache import ShowdownCache
-from pytest_tagger_showdown.engine import Engine, LazyTagger, auto_batch_size
+from pytest_tagger_showdown.engine import (
+    Engine,
+    LazyTagger,
+    auto_batch_size,
+    planned_providers,
+    shared_gpu_warning,
+)
 from pytest_tagger_showdown.pool import TaggerPool
 from pytest_tagger_showdown.results import PostResult, post_result
 from pytest_tagger_showdown.taggers import preprocess
@@ -413,3 +419,46 @@ def test_a_tagger_the_engine_did_not_load_runs_alone_and_uncached(
     same_scores(first, plain_run(tagger, db, posts))
     again = [make_engine(batch_size=4).run(post, tagger) for post in posts]  # same cache folder
     assert not any(r.cached for r in (*first, *again))
+
+
+CUDA = ("CUDAExecutionProvider", "CPUExecutionProvider")
+CPU = ("CPUExecutionProvider",)
+
+
+@pytest.mark.parametrize(
+    ("processes", "providers", "named"),
+    [
+        (2, {"wd14-vit": CUDA}, ["wd14-vit (CUDAExecutionProvider, device 0)"]),
+        (
+            4,
+            {"b": ("TensorrtExecutionProvider", *CUDA), "a": CUDA, "c": CPU},
+            ["a (CUDAExecutionProvider, device 0)", "b (TensorrtExecutionProvider, device 0)"],
+        ),
+        (0, {"wd14-vit": CUDA}, None),  # -n 0: one process
+        (1, {"wd14-vit": CUDA}, None),
+        (2, {"wd14-vit": CPU}, None),  # CPU copies use their own cores
+        (2, {"wd14-vit": ("CPUExecutionProvider", "CUDAExecutionProvider")}, None),  # CPU preferred
+        (2, {"hydrus": ()}, None),  # not through onnxruntime
+    ],
+)
+def test_shared_gpu_warning_names_each_gpu_tagger(
+    processes: int, providers: dict[str, tuple[str, ...]], named: list[str] | None
+) -> None:
+    message = shared_gpu_warning(processes, providers)
+    if named is None:
+        assert message is None
+    else:
+        assert message is not None
+        assert (
+            f"each of the {processes} pytest-xdist workers loads its own copy of {', '.join(named)}"
+            in message
+        )
+        assert "without -n" in message
+
+
+def test_planned_providers_are_the_configured_ones_else_the_installed_ones() -> None:
+    import onnxruntime as ort
+
+    assert planned_providers(["CUDAExecutionProvider"]) == ("CUDAExecutionProvider",)
+    installed = planned_providers(None)
+    assert installed == tuple(p for p in ort.get_available_providers() if p != "TensorrtExecutionProvider")
