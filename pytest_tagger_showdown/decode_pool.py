@@ -88,8 +88,13 @@ def worker_count(cores: int, processes_on_machine: int, planned: int) -> int:
 
 
 def _context() -> multiprocessing.context.BaseContext:
-    methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    # The server imports this module once; each worker forked from it starts without imports
+    # (0.1 s instead of 0.6 s here).
+    context.set_forkserver_preload([__name__])
+    return context
 
 
 _worker_dataset: Dataset | None = None
@@ -121,6 +126,9 @@ class DecodePool:
         self._executor = ProcessPoolExecutor(
             processes, mp_context=_context(), initializer=_start_worker, initargs=(str(dataset_path),)
         )
+        # Start every worker now, while the model loads, not on the first images.
+        for _ in range(processes):
+            self._executor.submit(int)
 
     def prepare(self, post_id: int, recipe: Recipe) -> tuple[npt.NDArray[np.float32], float]:
         """``[size, size, 3]`` float32, exactly what :func:`preprocess` gives, and the worker's CPU

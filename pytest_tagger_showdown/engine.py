@@ -407,6 +407,10 @@ class Engine:
         """Append (tagger name, post) pairs in the order they will be asked for; work starts ahead."""
         for name, post in requests:
             self._plan.append((self._slot(name), post))
+        if self._processes is None and any(
+            slot.spec.backend in ONNX_BACKENDS for slot in self._slots.values()
+        ):
+            self._start_decode_pool()  # workers start while the model loads
         self._refill()
 
     def _limit(self) -> int:
@@ -447,6 +451,10 @@ class Engine:
         steps = recipe(tagger)
         if steps is None:
             return None
+        decode = self._start_decode_pool()
+        return None if decode is None else (decode, steps)
+
+    def _start_decode_pool(self) -> DecodePool | None:
         with self._decode_lock:
             if self._decode is None:
                 count = self._processes
@@ -458,7 +466,7 @@ class Engine:
                 # A thread waits on each process's image: two per process keep every process busy
                 # while the threads hand over results and write the cache.
                 self._start_threads(2 * count)
-            return self._decode, steps
+            return self._decode
 
     def _work(self) -> None:
         """A background thread: its own dataset connection (sqlite connections are per thread)."""
