@@ -3,8 +3,10 @@
 The plugin tells the engine which (tagger, post) pairs this process will ask for, in run order
 (:meth:`Engine.plan`); background threads then work ahead along that plan: for each pair they look the
 prediction up in the cache, else read the image and decode and preprocess it (or take the prepared
-input from the cache). Each pytest item then only waits for its own pair, runs inference (or takes the
-batch computed for it by an earlier item), scores and records. Decoding happens while the model runs
+input from the cache); for WD14 taggers they hand the decoding to worker processes
+(:mod:`decode_pool`: the GIL caps what threads decode), two threads per process. Each pytest item
+then only waits for its own pair, runs inference (or takes the batch computed for it by an earlier
+item), scores and records. Decoding happens while the model runs
 on the previous image, PIL and onnxruntime both release the GIL, and the background threads run at a
 lower CPU priority so that on a machine without a GPU they fill the gaps of inference instead of
 slowing it down. On a run of cache hits the engine stops working ahead (reading a cached prediction
