@@ -369,10 +369,6 @@ class Engine:
         """Append (tagger name, post) pairs in the order they will be asked for; work starts ahead."""
         for name, post in requests:
             self._plan.append((self._slot(name), post))
-        if self._processes is None and any(
-            slot.spec.backend in ONNX_BACKENDS for slot in self._slots.values()
-        ):
-            self._start_decode_pool()  # workers start while the model loads
         self._refill()
 
     def _limit(self) -> int:
@@ -500,6 +496,10 @@ class Engine:
                 prepared = self.cache.get_input(input_key)
                 if prepared is not None:
                     return _Prepared(prepared.array, prepared.preprocess_s, key)
+            if slot.spec.backend in ONNX_BACKENDS:
+                # The first image to decode: the workers start while the model loads. A run whose
+                # inputs are all cached never starts them.
+                self._start_decode_pool()
             tagger = slot.tagger()
             decoder = self._decode_pool(tagger)
             value: object
