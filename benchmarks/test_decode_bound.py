@@ -52,7 +52,7 @@ from pytest_tagger_showdown.taggers.spec import Preprocessing
 #: Images: 2000x3000 JPEGs (the issue's largest shape).
 IMAGES = int(os.environ.get("SHOWDOWN_BENCH_DECODE_IMAGES", "48"))
 #: Alternating rounds; the fastest of each side is compared.
-ROUNDS = 2
+ROUNDS = 3
 #: The cheap model's convolution widths (each 3x3, stride 2) and its number of tags.
 CHANNELS, TAGS = tuple(int(c) for c in os.environ.get("CHEAP", "32,64,128").split(",")), 2000
 
@@ -86,7 +86,7 @@ def build_cheap_model(path: Path, seed: int = 5) -> None:
         ]
         previous, width = f"x{i + 1}", channels
     weights += [
-        numpy_helper.from_array(rng.normal(0, 1.0, (width, TAGS)).astype(np.float32), "dense_w"),
+        numpy_helper.from_array(rng.normal(0, 0.1, (width, TAGS)).astype(np.float32), "dense_w"),
         numpy_helper.from_array(rng.normal(-6.5, 2.3, TAGS).astype(np.float32), "dense_b"),
     ]
     nodes += [
