@@ -4,8 +4,14 @@ Decoding a Danbooru original and resizing it to 448 takes 40-120 ms of CPU; Pill
 for the codec and the resize, but not for the rest, so threads in one process decode well below the
 machine's limit once the model is fast (issue 14: 45% of a 16-core machine's decode ceiling). Workers
 here read the post's image from the dataset file themselves (each its own sqlite connection: only
-the post id crosses the process boundary) and send back the model input, as uint8 when its values are
-0..255 integers (a 448 input: 602 kB instead of 2.4 MB), turned back into the same float32 array here.
+the post id crosses the process boundary) and send back the square uint8 pixels
+(:func:`preprocess.square_pixels`: 602 kB at 448 instead of a 2.4 MB float32 input), which
+:func:`preprocess.model_input` turns into the model input here: the two halves of
+:func:`preprocess.preprocess`, so the result is bit-identical to it.
+
+A process that stops (killed, out of memory, a crash in a codec) breaks the whole
+``ProcessPoolExecutor``: every post in hand then fails with :class:`DecodeWorkerError` naming the cause,
+and the next post starts fresh processes; nothing waits forever.
 
 Only the WD14 reference steps (:func:`taggers.preprocess.preprocess`) run here: a tagger whose
 ``prepare`` is :meth:`WD14Tagger.prepare` gets its inputs from the pool, bit-identical to its own
@@ -23,8 +29,10 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -33,8 +41,9 @@ import numpy as np
 import numpy.typing as npt
 
 from .dataset.store import Dataset
+from .errors import DecodeWorkerError
 from .taggers.base import Tagger
-from .taggers.preprocess import decode_image, preprocess
+from .taggers.preprocess import decode_image, model_input, square_pixels
 from .taggers.spec import Preprocessing
 from .taggers.wd14 import WD14Tagger
 
@@ -107,15 +116,13 @@ def _start_worker(dataset_path: str) -> None:
     _worker_dataset = Dataset(Path(dataset_path))
 
 
-def _prepare(post_id: int, recipe: Recipe) -> tuple[npt.NDArray[np.uint8] | npt.NDArray[np.float32], float]:
-    """In a worker: the model input of one post and the CPU seconds it took (raises ImageError)."""
+def _prepare(post_id: int, recipe: Recipe) -> tuple[npt.NDArray[np.uint8], float]:
+    """In a worker: the square pixels of one post and the CPU seconds they took (raises ImageError)."""
     if _worker_dataset is None:
         raise RuntimeError("decode worker used before its initializer ran")
     began = time.process_time()
-    array = preprocess(decode_image(_worker_dataset.image(post_id)), recipe.preprocessing, recipe.size)
-    as_bytes = array.astype(np.uint8)
-    compact = as_bytes if np.array_equal(as_bytes, array) else array
-    return compact, time.process_time() - began
+    pixels = square_pixels(decode_image(_worker_dataset.image(post_id)), recipe.preprocessing, recipe.size)
+    return pixels, time.process_time() - began
 
 
 class DecodePool:
@@ -123,18 +130,41 @@ class DecodePool:
 
     def __init__(self, dataset_path: Path, processes: int) -> None:
         self.processes = processes
-        self._executor = ProcessPoolExecutor(
-            processes, mp_context=_context(), initializer=_start_worker, initargs=(str(dataset_path),)
+        self._dataset_path = str(dataset_path)
+        self._lock = threading.Lock()
+        self._executor = self._start()
+
+    def _start(self) -> ProcessPoolExecutor:
+        executor = ProcessPoolExecutor(
+            self.processes, mp_context=_context(), initializer=_start_worker, initargs=(self._dataset_path,)
         )
         # Start every worker now, while the model loads, not on the first images.
-        for _ in range(processes):
-            self._executor.submit(int)
+        for _ in range(self.processes):
+            executor.submit(int)
+        return executor
 
     def prepare(self, post_id: int, recipe: Recipe) -> tuple[npt.NDArray[np.float32], float]:
-        """``[size, size, 3]`` float32, exactly what :func:`preprocess` gives, and the worker's CPU
-        seconds; blocks the calling thread (not the GIL) meanwhile. Raises the worker's ImageError."""
-        array, seconds = self._executor.submit(_prepare, post_id, recipe).result()
-        return array.astype(np.float32, copy=False), seconds
+        """``[size, size, 3]`` float32, exactly what :func:`preprocess` gives, and the CPU seconds it
+        took; blocks the calling thread (not the GIL) meanwhile. Raises the worker's ImageError, or
+        :class:`DecodeWorkerError` when a process stopped meanwhile."""
+        with self._lock:
+            executor = self._executor
+        try:
+            pixels, seconds = executor.submit(_prepare, post_id, recipe).result()
+        except BrokenProcessPool as exc:
+            with self._lock:
+                if self._executor is executor:  # the first to notice starts fresh processes
+                    executor.shutdown(wait=False, cancel_futures=True)
+                    self._executor = self._start()
+            raise DecodeWorkerError(
+                f"a decoding process stopped while this image was in hand ({exc}); the image itself "
+                "may be fine: rerun to retry it"
+            ) from exc
+        began = time.thread_time()
+        array = model_input(pixels, recipe.preprocessing)
+        return array, seconds + time.thread_time() - began
 
     def close(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        """Stop the processes, waiting for them to exit."""
+        with self._lock:
+            self._executor.shutdown(wait=True, cancel_futures=True)

@@ -120,6 +120,12 @@ def preprocess(image: Image.Image, spec: Preprocessing, size: int) -> npt.NDArra
     white square, BICUBIC to ``size``. DeepDanbooru's steps decode differently and live in
     ``taggers.deepdanbooru``; a spec with ``steps="deepdanbooru"`` raises ``ValueError`` here.
     """
+    return model_input(square_pixels(image, spec, size), spec)
+
+
+def square_pixels(image: Image.Image, spec: Preprocessing, size: int) -> npt.NDArray[np.uint8]:
+    """The pixel steps of :func:`preprocess`: ``[size, size, 3]`` uint8 RGB, a quarter of the
+    model input's bytes (what decoding processes send back: :mod:`decode_pool`)."""
     if spec.steps != "wd14":
         raise ValueError(f"preprocess() runs the WD14 steps, not {spec.steps!r}")
     if spec.exif_orientation:
@@ -127,9 +133,15 @@ def preprocess(image: Image.Image, spec: Preprocessing, size: int) -> npt.NDArra
     square = pad_to_square(composite_on_white(image))
     if square.size[0] != size:
         square = square.resize((size, size), Image.Resampling.BICUBIC)
-    array = np.asarray(square, dtype=np.float32)
+    return np.asarray(square, dtype=np.uint8)
+
+
+def model_input(pixels: npt.NDArray[np.uint8], spec: Preprocessing) -> npt.NDArray[np.float32]:
+    """The number steps of :func:`preprocess`: ``[H, W, 3]`` uint8 RGB to float32 in the spec's
+    channel order and scale, C-contiguous."""
     if spec.channel_order == "BGR":
-        array = array[:, :, ::-1]
+        pixels = pixels[:, :, ::-1]
+    array = np.asarray(pixels, dtype=np.float32)
     if spec.scale != 1.0:
         array = array * np.float32(spec.scale)
     return np.ascontiguousarray(array)

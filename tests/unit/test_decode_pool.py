@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import io
+import os
 import re
+import signal
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +17,7 @@ from PIL import Image
 
 from pytest_tagger_showdown import Dataset
 from pytest_tagger_showdown.decode_pool import MIN_POSTS, DecodePool, Recipe, recipe, worker_count
-from pytest_tagger_showdown.errors import ImageError
+from pytest_tagger_showdown.errors import DecodeWorkerError, ImageError
 from pytest_tagger_showdown.taggers.base import LoadOptions
 from pytest_tagger_showdown.taggers.control import ControlTagger
 from pytest_tagger_showdown.taggers.preprocess import decode_image, preprocess
@@ -120,3 +124,65 @@ def test_only_taggers_with_the_wd14_steps_get_a_recipe(tmp_path: Path) -> None:
 
     assert recipe(OwnSteps(spec, folder, LoadOptions())) is None
     assert recipe(ControlTagger(TaggerSpec(name="control", backend="control"))) is None
+
+
+def worker_pids(pool: DecodePool) -> list[int]:
+    """The pool's processes (the standard library's executor keeps them by pid)."""
+    return list(pool._executor._processes)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:  # a zombie is gone too
+        return stat.read().split(")")[-1].split()[0] != "Z"
+
+
+def test_concurrent_requests_each_get_their_own_posts_input(db: Path, pool: DecodePool) -> None:
+    """Many threads asking at once, in shuffled order: every answer is its own post's (issue 14)."""
+    steps = Recipe(Preprocessing(), 448)
+    ids = [6, 1, 4, 2, 5, 3] * 3
+    with Dataset(db) as dataset:
+        expected = {i: preprocess(decode_image(dataset.image(i)), steps.preprocessing, 448) for i in set(ids)}
+    with ThreadPoolExecutor(8) as threads:
+        answers = list(threads.map(lambda post_id: pool.prepare(post_id, steps)[0], ids))
+    for post_id, array in zip(ids, answers, strict=True):
+        assert array.tobytes() == expected[post_id].tobytes()
+
+
+def prepare_until_it_fails(decode: DecodePool, steps: Recipe) -> None:
+    for _ in range(50):  # the executor notices a death within a few calls
+        decode.prepare(2, steps)
+        time.sleep(0.05)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads process states from /proc")
+def test_a_killed_process_fails_the_posts_in_hand_and_fresh_processes_take_the_next(db: Path) -> None:
+    """Before: the broken executor failed every later post with BrokenProcessPool, not a ShowdownError."""
+    steps = Recipe(Preprocessing(), 448)
+    decode = DecodePool(db, 2)
+    try:
+        decode.prepare(1, steps)
+        first = worker_pids(decode)
+        os.kill(first[0], signal.SIGKILL)
+        with pytest.raises(DecodeWorkerError, match="a decoding process stopped while this image"):
+            prepare_until_it_fails(decode, steps)
+        with Dataset(db) as dataset:
+            expected = preprocess(decode_image(dataset.image(3)), steps.preprocessing, 448)
+        assert decode.prepare(3, steps)[0].tobytes() == expected.tobytes()
+        assert not set(worker_pids(decode)) & set(first)
+    finally:
+        decode.close()
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads process states from /proc")
+def test_closing_leaves_no_process_behind(db: Path) -> None:
+    decode = DecodePool(db, 2)
+    decode.prepare(1, Recipe(Preprocessing(), 448))
+    pids = worker_pids(decode)
+    assert len(pids) == 2
+    assert all(alive(pid) for pid in pids)
+    decode.close()
+    assert not any(alive(pid) for pid in pids)
