@@ -6,7 +6,7 @@ machine's limit once the model is fast (issue 14: 45% of a 16-core machine's dec
 here read the post's image from the dataset file themselves (each its own sqlite connection: only
 the post id crosses the process boundary) and send back the square uint8 pixels
 (:func:`preprocess.square_pixels`: 602 kB at 448 instead of a 2.4 MB float32 input), which
-:func:`preprocess.model_input` turns into the model input here: the two halves of
+:func:`preprocess.scaled` turns into the model input here: the two halves of
 :func:`preprocess.preprocess`, so the result is bit-identical to it.
 
 A process that stops (killed, out of memory, a crash in a codec) breaks the whole
@@ -43,7 +43,7 @@ import numpy.typing as npt
 from .dataset.store import Dataset
 from .errors import DecodeWorkerError
 from .taggers.base import Tagger
-from .taggers.preprocess import decode_image, model_input, square_pixels
+from .taggers.preprocess import decode_image, scaled, square_pixels
 from .taggers.spec import Preprocessing
 from .taggers.wd14 import WD14Tagger
 
@@ -161,7 +161,7 @@ class DecodePool:
                 "may be fine: rerun to retry it"
             ) from exc
         began = time.thread_time()
-        array = model_input(pixels, recipe.preprocessing)
+        array = scaled(pixels, recipe.preprocessing)
         return array, seconds + time.thread_time() - began
 
     def close(self) -> None:

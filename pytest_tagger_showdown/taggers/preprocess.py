@@ -119,13 +119,15 @@ def preprocess(image: Image.Image, spec: Preprocessing, size: int) -> npt.NDArra
     Steps (REFERENCE 2): EXIF orientation (when the spec says so), composite over white, pad to a
     white square, BICUBIC to ``size``. DeepDanbooru's steps decode differently and live in
     ``taggers.deepdanbooru``; a spec with ``steps="deepdanbooru"`` raises ``ValueError`` here.
+    Decoding processes run it in two halves (:mod:`decode_pool`): :func:`square_pixels` there,
+    :func:`scaled` here.
     """
-    return model_input(square_pixels(image, spec, size), spec)
+    return scaled(square_pixels(image, spec, size), spec)
 
 
 def square_pixels(image: Image.Image, spec: Preprocessing, size: int) -> npt.NDArray[np.uint8]:
-    """The pixel steps of :func:`preprocess`: ``[size, size, 3]`` uint8 RGB, a quarter of the
-    model input's bytes (what decoding processes send back: :mod:`decode_pool`)."""
+    """The pixel steps of :func:`preprocess`: ``[size, size, 3]`` uint8 in the spec's channel order,
+    C-contiguous: a quarter of the model input's bytes."""
     if spec.steps != "wd14":
         raise ValueError(f"preprocess() runs the WD14 steps, not {spec.steps!r}")
     if spec.exif_orientation:
@@ -133,15 +135,12 @@ def square_pixels(image: Image.Image, spec: Preprocessing, size: int) -> npt.NDA
     square = pad_to_square(composite_on_white(image))
     if square.size[0] != size:
         square = square.resize((size, size), Image.Resampling.BICUBIC)
-    return np.asarray(square, dtype=np.uint8)
+    pixels = np.asarray(square, dtype=np.uint8)
+    return np.ascontiguousarray(pixels[:, :, ::-1] if spec.channel_order == "BGR" else pixels)
 
 
-def model_input(pixels: npt.NDArray[np.uint8], spec: Preprocessing) -> npt.NDArray[np.float32]:
-    """The number steps of :func:`preprocess`: ``[H, W, 3]`` uint8 RGB to float32 in the spec's
-    channel order and scale, C-contiguous."""
-    if spec.channel_order == "BGR":
-        pixels = pixels[:, :, ::-1]
-    array = np.asarray(pixels, dtype=np.float32)
-    if spec.scale != 1.0:
-        array = array * np.float32(spec.scale)
-    return np.ascontiguousarray(array)
+def scaled(pixels: npt.NDArray[np.uint8], spec: Preprocessing) -> npt.NDArray[np.float32]:
+    """The number steps of :func:`preprocess`: :func:`square_pixels` as float32 times the spec's
+    scale."""
+    array = pixels.astype(np.float32)
+    return array * np.float32(spec.scale) if spec.scale != 1.0 else array
