@@ -114,20 +114,12 @@ def pad_to_square(image: Image.Image) -> Image.Image:
 
 def preprocess(image: Image.Image, spec: Preprocessing, size: int) -> npt.NDArray[np.float32]:
     """The model input for one image by the WD14 reference steps: ``[size, size, 3]`` float32 in the
-    spec's channel order and scale (``[448, 448, 3]`` BGR 0..255 for WD14).
+    spec's channel order and scale (``[448, 448, 3]`` BGR 0..255 for WD14), C-contiguous.
 
     Steps (REFERENCE 2): EXIF orientation (when the spec says so), composite over white, pad to a
     white square, BICUBIC to ``size``. DeepDanbooru's steps decode differently and live in
     ``taggers.deepdanbooru``; a spec with ``steps="deepdanbooru"`` raises ``ValueError`` here.
-    Decoding processes run it in two halves (:mod:`decode_pool`): :func:`square_pixels` there,
-    :func:`scaled` here.
     """
-    return scaled(square_pixels(image, spec, size), spec)
-
-
-def square_pixels(image: Image.Image, spec: Preprocessing, size: int) -> npt.NDArray[np.uint8]:
-    """The pixel steps of :func:`preprocess`: ``[size, size, 3]`` uint8 in the spec's channel order,
-    C-contiguous: a quarter of the model input's bytes."""
     if spec.steps != "wd14":
         raise ValueError(f"preprocess() runs the WD14 steps, not {spec.steps!r}")
     if spec.exif_orientation:
@@ -136,11 +128,9 @@ def square_pixels(image: Image.Image, spec: Preprocessing, size: int) -> npt.NDA
     if square.size[0] != size:
         square = square.resize((size, size), Image.Resampling.BICUBIC)
     pixels = np.asarray(square, dtype=np.uint8)
-    return np.ascontiguousarray(pixels[:, :, ::-1] if spec.channel_order == "BGR" else pixels)
-
-
-def scaled(pixels: npt.NDArray[np.uint8], spec: Preprocessing) -> npt.NDArray[np.float32]:
-    """The number steps of :func:`preprocess`: :func:`square_pixels` as float32 times the spec's
-    scale."""
-    array = pixels.astype(np.float32)
+    if spec.channel_order == "BGR":
+        pixels = pixels[:, :, ::-1]
+    # Channels flipped on the 8-bit pixels and cast in one pass: 4x faster than flipping the float
+    # array, and the same values (the cast is exact).
+    array = np.ascontiguousarray(pixels, dtype=np.float32)
     return array * np.float32(spec.scale) if spec.scale != 1.0 else array
