@@ -137,10 +137,11 @@ class WD14Tagger(TaggerBase):
         providers = provider_list(chosen, options.cuda_device)
         sess_options = ort.SessionOptions()
         sess_options.log_severity_level = 3
-        # onnxruntime's threads busy-wait for the next operator by default; beside the engine's
-        # decoding (processes and threads on the same cores) that spinning takes the CPU the
-        # decoding needs (issue 14: a cold run with a cheap model on 2 cores).
-        sess_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # onnxruntime's threads busy-wait for work after each operator, and by default after each
+        # run too; between runs that spinning takes the CPU the engine's decoding needs (issue 14:
+        # a cold run with a cheap model on 2 cores), so it stops when a run ends. Within a run it
+        # stays: without it the stand-in ViT ran 10% slower beside decoding threads.
+        sess_options.add_session_config_entry("session.force_spinning_stop", "1")
         try:
             self._session = ort.InferenceSession(
                 str(model_path), sess_options=sess_options, providers=providers
