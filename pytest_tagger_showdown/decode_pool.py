@@ -50,6 +50,12 @@ from .taggers.wd14 import WD14Tagger
 #: Below this many planned posts the pool does not pay: starting a worker (a fresh interpreter that
 #: imports numpy and Pillow) costs about as much as decoding a few images.
 MIN_POSTS: Final = 16
+#: Below this many cores (per showdown process) threads decode faster than processes: Pillow releases
+#: the GIL for decoding and resizing, and on the 2-core machine a cold run with a cheap model took 47
+#: ms per image with two threads against 54 with two processes (issue 14), which pay for pickling
+#: and a second copy of every input. The GIL caps threads on many cores (issue 14: 45% of a 16-core
+#: machine's decode ceiling).
+MIN_CORES: Final = 4
 #: The workers' ``nice`` increment (Linux, macOS): the model's threads come first.
 WORKER_NICENESS: Final = 10
 
@@ -88,12 +94,13 @@ def xdist_processes() -> int:
 
 
 def worker_count(cores: int, processes_on_machine: int, planned: int) -> int:
-    """How many decoding processes one showdown process starts: 0 (decode in threads) on one core or
-    for fewer than :data:`MIN_POSTS` planned posts, else its share of the cores (``cores`` divided by
-    the ``processes_on_machine`` pytest-xdist runs, at least 1)."""
-    if cores < 2 or planned < MIN_POSTS:
+    """How many decoding processes one showdown process starts: its share of the cores (``cores``
+    divided by the ``processes_on_machine`` pytest-xdist runs), or 0 (decode in threads) when that
+    share is below :data:`MIN_CORES` or fewer than :data:`MIN_POSTS` posts are planned."""
+    share = cores // max(1, processes_on_machine)
+    if share < MIN_CORES or planned < MIN_POSTS:
         return 0
-    return max(1, cores // max(1, processes_on_machine))
+    return share
 
 
 def _context() -> multiprocessing.context.BaseContext:

@@ -296,8 +296,9 @@ class Engine:
     """The pipeline for one process. Call it from one thread (pytest's); it runs its own threads.
 
     ``batch_size`` None chooses per tagger (:func:`auto_batch_size`); ``cache`` None disables both
-    caches; ``workers`` is the number of background threads (default: one per CPU); ``window`` the
-    most prepared inputs held ahead (default: enough for two batches and every worker).
+    caches; ``workers`` is the number of background threads (default: one per core this process may
+    run on); ``window`` the most prepared inputs held ahead (default: enough for two batches and
+    every worker).
     ``processes`` is the number of decoding processes for taggers the :mod:`decode_pool` can
     prepare for (WD14): None follows the machine (:func:`decode_pool.worker_count`), 0 decodes in
     the threads.
@@ -322,7 +323,7 @@ class Engine:
         self.dataset_path = Path(dataset_path)
         self.batch_size = batch_size
         self.cache = cache
-        self.workers = max(1, workers or os.cpu_count() or 1)
+        self.workers = max(1, workers or available_cores())
         self._window_limit = window
         self._slots: dict[str, _Slot] = {}
         self._plan: list[tuple[_Slot, Post]] = []

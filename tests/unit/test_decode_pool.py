@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from pytest_tagger_showdown import Dataset
-from pytest_tagger_showdown.decode_pool import MIN_POSTS, DecodePool, Recipe, recipe, worker_count
+from pytest_tagger_showdown.decode_pool import MIN_CORES, MIN_POSTS, DecodePool, Recipe, recipe, worker_count
 from pytest_tagger_showdown.errors import DecodeWorkerError, ImageError
 from pytest_tagger_showdown.taggers.base import LoadOptions
 from pytest_tagger_showdown.taggers.control import ControlTagger
@@ -101,11 +101,12 @@ def test_a_corrupt_image_raises_the_same_error_as_in_process(db: Path, pool: Dec
     ("cores", "xdist", "planned", "expected"),
     [
         (1, 1, 1000, 0),  # one core: processes only add copies
-        (2, 1, MIN_POSTS - 1, 0),  # a handful of posts: starting workers costs more
-        (2, 1, MIN_POSTS, 2),
+        (MIN_CORES, 1, MIN_POSTS - 1, 0),  # a handful of posts: starting workers costs more
+        (MIN_CORES, 1, MIN_POSTS, MIN_CORES),
+        (2, 1, 30_000, 0),  # two cores: threads decode faster (measured, issue 14)
         (16, 1, 30_000, 16),
         (16, 4, 30_000, 4),  # each of 4 xdist workers its share
-        (2, 4, 30_000, 1),  # at least one
+        (16, 8, 30_000, 0),  # a share of 2 cores: threads
     ],
 )
 def test_worker_count_follows_the_machine(cores: int, xdist: int, planned: int, expected: int) -> None:
