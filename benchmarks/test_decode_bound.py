@@ -1,20 +1,20 @@
 """A cheap model, so that decoding is the bottleneck: the showdown against the machine's limits.
 
 The model (:func:`build_cheap_model`) is WD14-shaped (``[N, 448, 448, 3]`` BGR 0..255 in, 2,000
-sigmoid outputs) and runs a few operations: three strided 3x3 convolutions (48, 96, 192 channels), a
-global average and one dense layer: about 5 ms of wall time (10 ms of CPU, two threads) per image on
-the 2-core machine, 0.5% of the stand-in ViT. The images are 2000x3000 JPEGs, the issue's largest
+sigmoid outputs) and runs a few operations: three strided 3x3 convolutions (32, 64, 128 channels), a
+global average and one dense layer: about 2.3 ms of wall time (4.6 ms of CPU, two threads) per image
+on the 2-core machine, 0.6% of the stand-in ViT. The images are 2000x3000 JPEGs, the issue's largest
 shape, whose decoding and reference preprocessing costs about 80 ms of CPU each.
 
 Why that cost: on a machine whose cores are all busy, a cold showdown does the decoding, the model
 and its per-item work on the same cores, so it reaches at best decode / (decode + model CPU +
-per-item CPU) of a pool that only decodes: the model must be cheap against decoding. The
-inputs-cached run reaches at best model / (model + per-item work) of the raw model: the model must
-cost several times the per-item work (pytest's own item is 0.3 ms; the showdown's item, scoring and
-recording about 2 ms here). A 1.5 ms model (16, 32, 64 channels) leaves the cached run measuring
-pytest, a 15 ms one leaves the cold run measuring the model; 5 ms sits between. On 2 cores the two
-bounds cannot both reach their targets while the per-item work is 2 ms (benchmarks/README.md);
-``SHOWDOWN_BENCH_CHEAP_CHANNELS=32,64,128`` (2.3 ms) moves the balance towards the cold run.
+per-item CPU) of a pool that only decodes: the model must be cheap against decoding, a few percent
+of it, for 0.9. The inputs-cached run reaches at best model / (model + per-item work) of the raw
+model: the model must cost four times the per-item work (pytest's own item is 0.3 ms; the
+showdown's item, scoring, recording and cache write about 1.7 ms here) for 0.8. On 2 cores both
+cannot hold at once while the per-item work is 1.7 ms; this model keeps the cold comparison about
+decoding, as the issue asks, and ``SHOWDOWN_BENCH_CHEAP_CHANNELS=48,96,192`` (5 ms) or
+``64,128,256`` (8 ms) moves the balance towards the cached one (benchmarks/README.md).
 
 Two comparisons, in one run, side by side:
 
@@ -55,7 +55,7 @@ IMAGES = int(os.environ.get("SHOWDOWN_BENCH_DECODE_IMAGES", "48"))
 #: Alternating rounds; the fastest of each side is compared.
 ROUNDS = int(os.environ.get("SHOWDOWN_BENCH_DECODE_ROUNDS", "4"))
 #: The cheap model's convolution widths (each 3x3, stride 2) and its number of tags.
-CHANNELS = tuple(int(c) for c in os.environ.get("SHOWDOWN_BENCH_CHEAP_CHANNELS", "48,96,192").split(","))
+CHANNELS = tuple(int(c) for c in os.environ.get("SHOWDOWN_BENCH_CHEAP_CHANNELS", "32,64,128").split(","))
 TAGS = 2000
 
 
