@@ -3,8 +3,9 @@
 The plugin tells the engine which (tagger, post) pairs this process will ask for, in run order
 (:meth:`Engine.plan`); background threads then work ahead along that plan: for each pair they look the
 prediction up in the cache, else read the image and decode and preprocess it (or take the prepared
-input from the cache); for WD14 taggers they hand the decoding to worker processes
-(:mod:`decode_pool`: the GIL caps what threads decode), two threads per process. Each pytest item
+input from the cache); for WD14 taggers on 4 cores or more they hand the decoding to worker
+processes (:mod:`decode_pool`: the GIL caps what threads decode), two threads per process. While a
+model runs on the CPU, cached inputs wait to be read until it is done. Each pytest item
 then only waits for its own pair, runs inference (or takes the batch computed for it by an earlier
 item), scores and records. Decoding happens while the model runs
 on the previous image, PIL and onnxruntime both release the GIL, and the background threads run at a
