@@ -552,7 +552,8 @@ class Engine:
         except TaggerLoadError as exc:
             return [_Failed(str(exc), prepared.preprocess_s, load=True) for _, prepared in batch]
         try:
-            on_cpu = not (tagger.providers and tagger.providers[0] in ACCELERATED_PROVIDERS)
+            # onnxruntime on the CPU only: other taggers may not say (the protocol's optional part).
+            on_cpu = tuple(getattr(tagger, "providers", ())[:1]) == ("CPUExecutionProvider",)
 
             def infer() -> list[Prediction]:
                 nonlocal elapsed
