@@ -46,12 +46,21 @@ def encode(image: Image.Image, fmt: str) -> bytes:
 SHAPES = ((2000, 3000, "JPEG"), (1500, 1500, "JPEG"), (1600, 1200, "PNG"))
 
 
-def write_dataset(path: Path, count: int, tags: list[str], *, seed: int = 7, small: bool = False) -> Path:
-    """``count`` posts with realistic images (or 64x64 ones when ``small``) and ~30 tags each."""
+def write_dataset(
+    path: Path,
+    count: int,
+    tags: list[str],
+    *,
+    seed: int = 7,
+    small: bool = False,
+    shapes: tuple[tuple[int, int, str], ...] = SHAPES,
+) -> Path:
+    """``count`` posts with realistic images (or 64x64 ones when ``small``; else ``shapes`` in turn)
+    and ~30 tags each."""
     rng = np.random.default_rng(seed)
     with Dataset(path, writable=True) as dataset:
         for i in range(count):
-            width, height, fmt = (64, 64, "PNG") if small else SHAPES[i % len(SHAPES)]
+            width, height, fmt = (64, 64, "PNG") if small else shapes[i % len(shapes)]
             data = encode(realistic_image(rng, width, height), fmt)
             chosen = rng.choice(len(tags), size=30, replace=False)
             post = Post(

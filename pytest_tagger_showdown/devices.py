@@ -14,6 +14,17 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 CUDA_PROVIDER: Final = "CUDAExecutionProvider"
+#: onnxruntime providers that run on an accelerator, where batches pay off and a device is shared.
+ACCELERATED_PROVIDERS: Final = frozenset(
+    {
+        CUDA_PROVIDER,
+        "TensorrtExecutionProvider",
+        "ROCMExecutionProvider",
+        "MIGraphXExecutionProvider",
+        "DmlExecutionProvider",
+        "CoreMLExecutionProvider",
+    }
+)
 
 
 def visible_gpus(environ: Mapping[str, str]) -> int | None:
@@ -40,3 +51,27 @@ def provider_list(providers: Sequence[str], device: int | None) -> list[str | tu
     if device is None:
         return list(providers)
     return [(name, {"device_id": device}) if name == CUDA_PROVIDER else name for name in providers]
+
+
+def shared_gpu_warning(
+    workers: int, gpus: int | None, provider: str | None, taggers: Sequence[str]
+) -> str | None:
+    """Why ``workers`` pytest-xdist workers will be no faster than fewer, or None: each loads its own
+    copy of ``taggers`` on ``provider``, and more workers than devices put several copies on one
+    device, which runs them one after another with that many times the memory (issue 14: ``-n 4``
+    on one H200 ran at a third of one process's speed). Only the CUDA provider is spread over
+    ``gpus`` devices (:func:`worker_device`); other accelerators all use device 0."""
+    if workers < 2 or provider not in ACCELERATED_PROVIDERS or not taggers:
+        return None
+    devices = (gpus or 1) if provider == CUDA_PROVIDER else 1
+    if workers <= devices:
+        return None
+    listed = ", ".join(sorted(taggers))
+    placement = "one GPU" if devices == 1 else f"{devices} GPUs"
+    return (
+        f"tagger-showdown: warning: {workers} pytest-xdist workers each load their own copy of {listed} "
+        f"on {placement} ({provider}): copies on the same GPU run one after another and hold its "
+        f"memory once each, so this run is no faster than with -n {devices}; one process already "
+        f"decodes on every core (pass --showdown-gpus N or CUDA_VISIBLE_DEVICES to spread workers "
+        "over N GPUs)"
+    )

@@ -3,8 +3,11 @@
 The plugin tells the engine which (tagger, post) pairs this process will ask for, in run order
 (:meth:`Engine.plan`); background threads then work ahead along that plan: for each pair they look the
 prediction up in the cache, else read the image and decode and preprocess it (or take the prepared
-input from the cache). Each pytest item then only waits for its own pair, runs inference (or takes the
-batch computed for it by an earlier item), scores and records. Decoding happens while the model runs
+input from the cache); for WD14 taggers on 4 cores or more they hand the decoding to worker
+processes (:mod:`decode_pool`: the GIL caps what threads decode), two threads per process. While a
+model runs on the CPU, cached inputs wait to be read until it is done. Each pytest item
+then only waits for its own pair, runs inference (or takes the batch computed for it by an earlier
+item), scores and records. Decoding happens while the model runs
 on the previous image, PIL and onnxruntime both release the GIL, and the background threads run at a
 lower CPU priority so that on a machine without a GPU they fill the gaps of inference instead of
 slowing it down. On a run of cache hits the engine stops working ahead (reading a cached prediction
@@ -45,10 +48,13 @@ import numpy as np
 from .cache import CACHE_VERSION, ShowdownCache, digest, model_fingerprint, prehash_folder
 from .dataset.post import Post
 from .dataset.store import Dataset
+from .decode_pool import DecodePool, Recipe, available_cores, recipe, worker_count, xdist_processes
+from .devices import ACCELERATED_PROVIDERS
 from .errors import ShowdownError, TaggerLoadError, TaggerRunError
 from .pool import TaggerPool
 from .prediction import Prediction
 from .results import PostResult, post_result
+from .taggers.backends import ONNX_BACKENDS
 from .taggers.base import Tagger
 from .taggers.wd14 import OutputLayout
 from .tags import TagCategory
@@ -60,17 +66,6 @@ T = TypeVar("T")
 #: fits here, so the inference is what a saved benchmark records.
 InferenceMeter = Callable[[Callable[[], list[Prediction]]], list[Prediction]]
 
-#: onnxruntime providers that run on an accelerator, where batches pay off.
-ACCELERATED_PROVIDERS: Final = frozenset(
-    {
-        "CUDAExecutionProvider",
-        "TensorrtExecutionProvider",
-        "ROCMExecutionProvider",
-        "MIGraphXExecutionProvider",
-        "DmlExecutionProvider",
-        "CoreMLExecutionProvider",
-    }
-)
 #: The automatic batch size on an accelerator (REFERENCE section 7: ViT-B@448 on an H100 through
 #: onnxruntime-gpu gains little beyond 32).
 ACCELERATED_BATCH: Final = 32
@@ -302,8 +297,12 @@ class Engine:
     """The pipeline for one process. Call it from one thread (pytest's); it runs its own threads.
 
     ``batch_size`` None chooses per tagger (:func:`auto_batch_size`); ``cache`` None disables both
-    caches; ``workers`` is the number of decoding threads (default: one per CPU); ``window`` the most
-    prepared inputs held ahead (default: enough for two batches and every worker).
+    caches; ``workers`` is the number of background threads (default: one per core this process may
+    run on); ``window`` the most prepared inputs held ahead (default: enough for two batches and
+    every worker).
+    ``processes`` is the number of decoding processes for taggers the :mod:`decode_pool` can
+    prepare for (WD14): None follows the machine (:func:`decode_pool.worker_count`), 0 decodes in
+    the threads.
     """
 
     def __init__(
@@ -315,14 +314,17 @@ class Engine:
         cache: ShowdownCache | None = None,
         workers: int | None = None,
         window: int | None = None,
+        processes: int | None = None,
     ) -> None:
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch size must be at least 1, got {batch_size}")
+        if processes is not None and processes < 0:
+            raise ValueError(f"processes must be 0 or more, got {processes}")
         self.pool = pool
         self.dataset_path = Path(dataset_path)
         self.batch_size = batch_size
         self.cache = cache
-        self.workers = max(1, workers or os.cpu_count() or 1)
+        self.workers = max(1, workers or available_cores())
         self._window_limit = window
         self._slots: dict[str, _Slot] = {}
         self._plan: list[tuple[_Slot, Post]] = []
@@ -335,6 +337,13 @@ class Engine:
             queue.SimpleQueue()
         )
         self._threads: list[threading.Thread] = []
+        #: Clear while a model runs on the CPU: cached inputs are read between inferences.
+        self._model_idle = threading.Event()
+        self._model_idle.set()
+        self._threads_lock = threading.Lock()
+        self._processes = processes
+        self._decode: DecodePool | None = None
+        self._decode_lock = threading.Lock()
         self._main_dataset: Dataset | None = None
         self._aliases: dict[str, str] | None = None
         #: Taggers whose load failure an item has already reported in full.
@@ -384,13 +393,43 @@ class Engine:
 
     def _submit(self, slot: _Slot, post: Post) -> Future[_Outcome]:
         if not self._threads:
-            for index in range(self.workers):
-                thread = threading.Thread(target=self._work, name=f"showdown-prepare-{index}", daemon=True)
-                thread.start()
-                self._threads.append(thread)
+            self._start_threads(self.workers)
         future: Future[_Outcome] = Future()
         self._queue.put((lambda dataset: self._prepare(slot, post, dataset), future))
         return future
+
+    def _start_threads(self, count: int) -> None:
+        """Have at least ``count`` background threads running."""
+        with self._threads_lock:
+            for index in range(len(self._threads), count):
+                thread = threading.Thread(target=self._work, name=f"showdown-prepare-{index}", daemon=True)
+                thread.start()
+                self._threads.append(thread)
+            self.workers = max(self.workers, len(self._threads))
+
+    def _decode_pool(self, tagger: Tagger) -> tuple[DecodePool, Recipe] | None:
+        """The worker processes and their steps for ``tagger``, started on the first image that
+        needs them; None where they do not pay (one core, a small plan, a tagger they cannot prepare
+        for: see :mod:`decode_pool`)."""
+        steps = recipe(tagger)
+        if steps is None:
+            return None
+        decode = self._start_decode_pool()
+        return None if decode is None else (decode, steps)
+
+    def _start_decode_pool(self) -> DecodePool | None:
+        with self._decode_lock:
+            if self._decode is None:
+                count = self._processes
+                if count is None:
+                    count = worker_count(available_cores(), xdist_processes(), len(self._plan))
+                if count == 0:
+                    return None
+                self._decode = DecodePool(self.dataset_path, count)
+                # A thread waits on each process's image: two per process keep every process busy
+                # while the threads hand over results and write the cache.
+                self._start_threads(2 * count)
+            return self._decode
 
     def _work(self) -> None:
         """A background thread: its own dataset connection (sqlite connections are per thread)."""
@@ -459,16 +498,29 @@ class Engine:
                         prediction = identity.layout.prediction(hit.probabilities, slot.spec.thresholds)
                         return _Done(prediction, hit.preprocess_s, hit.inference_s, cached=True)
                 input_key = digest(CACHE_VERSION, identity.preprocessing, md5)
+                # Reading, checking and converting an entry (about 1 ms of CPU for a 448 input)
+                # waits while a model runs on the CPU: its operators use every core, and one core
+                # taken by this thread holds all of them up.
+                self._model_idle.wait()
                 prepared = self.cache.get_input(input_key)
                 if prepared is not None:
                     return _Prepared(prepared.array, prepared.preprocess_s, key)
-            began = time.thread_time()
-            image = dataset.image(post.id)
+            if slot.spec.backend in ONNX_BACKENDS:
+                # The first image to decode: the workers start while the model loads. A run whose
+                # inputs are all cached never starts them.
+                self._start_decode_pool()
             tagger = slot.tagger()
-            value = tagger.prepare(post, image)
-            # CPU time, not wall time: a decode slowed down by sharing the CPU with inference would
-            # otherwise be counted twice in the image's runtime.
-            preprocess_s = time.thread_time() - began
+            decoder = self._decode_pool(tagger)
+            value: object
+            if decoder is not None:
+                pool, steps = decoder
+                value, preprocess_s = pool.prepare(post.id, steps)
+            else:
+                began = time.thread_time()
+                value = tagger.prepare(post, dataset.image(post.id))
+                # CPU time, not wall time: a decode slowed down by sharing the CPU with inference
+                # would otherwise be counted twice in the image's runtime.
+                preprocess_s = time.thread_time() - began
         except TaggerLoadError as exc:
             return _Failed(str(exc), load=True)
         except ShowdownError as exc:  # a bad image: this post fails
@@ -500,11 +552,18 @@ class Engine:
         except TaggerLoadError as exc:
             return [_Failed(str(exc), prepared.preprocess_s, load=True) for _, prepared in batch]
         try:
+            # onnxruntime on the CPU only: other taggers may not say (the protocol's optional part).
+            on_cpu = tuple(getattr(tagger, "providers", ())[:1]) == ("CPUExecutionProvider",)
 
             def infer() -> list[Prediction]:
                 nonlocal elapsed
+                if on_cpu:
+                    self._model_idle.clear()
                 began = time.perf_counter()
-                predictions = tagger.infer([prepared.prepared for _, prepared in batch])
+                try:
+                    predictions = tagger.infer([prepared.prepared for _, prepared in batch])
+                finally:
+                    self._model_idle.set()
                 elapsed = time.perf_counter() - began
                 return predictions
 
@@ -665,6 +724,9 @@ class Engine:
             thread.join()
         self._threads.clear()
         self._loader.shutdown(wait=True)
+        if self._decode is not None:
+            self._decode.close()
+            self._decode = None
         if self._main_dataset is not None:
             self._main_dataset.close()
             self._main_dataset = None

@@ -25,3 +25,8 @@ class TaggerLoadError(ShowdownError):
 
 class TaggerRunError(ShowdownError):
     """A loaded tagger failed on one input (server down, garbage answer, wrong output shape)."""
+
+
+class DecodeWorkerError(ShowdownError):
+    """A decoding process stopped while preparing a post's image (killed, out of memory, a crash in
+    a codec); fails the posts it had in hand, later posts go to fresh processes."""

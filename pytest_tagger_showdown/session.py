@@ -23,7 +23,7 @@ from .cache import ShowdownCache
 from .compare import CompareGate, check_comparable, gate_against
 from .dataset.post import Post
 from .dataset.store import Dataset
-from .devices import visible_gpus, worker_device
+from .devices import shared_gpu_warning, visible_gpus, worker_device
 from .engine import Engine
 from .errors import ShowdownError, TaggerLoadError
 from .gate import baseline_verdicts
@@ -95,6 +95,15 @@ def without_payload(properties: list[tuple[str, object]]) -> list[tuple[str, obj
     return [(name, value) for name, value in properties if name not in (RESULT_PROPERTY, ROW_PROPERTY)]
 
 
+def xdist_workers(config: pytest.Config) -> int:
+    """pytest-xdist's worker count (``-n N``, ``-n auto`` resolved by xdist before configure); 0
+    without xdist."""
+    try:
+        return int(config.getoption("numprocesses", 0) or 0)
+    except (TypeError, ValueError):  # no xdist, or a value xdist has not resolved
+        return 0
+
+
 def usage_error(exc: Exception | str, where: str = "") -> pytest.UsageError:
     """The one-line usage error (exit code 4) every bad option, ini value or mark becomes."""
     return pytest.UsageError(f"tagger-showdown: {where}{exc}")
@@ -115,9 +124,10 @@ class ShowdownSession:
     verdicts: list[GateVerdict] = field(default_factory=list)
     analysis: RunAnalysis | None = None
     #: The onnxruntime provider the ONNX taggers run on (None: none selected, or no onnxruntime), and
-    #: the warning when ``--showdown-providers`` asked for one this machine lacks.
+    #: the warnings about it: ``--showdown-providers`` asked for one this machine lacks, or several
+    #: xdist workers would share one GPU.
     provider: str | None = None
-    provider_warning: str | None = None
+    provider_warnings: list[str] = field(default_factory=list)
     written: list[Path] = field(default_factory=list)
     #: The terminal summary's tables, rendered when the run concludes (:meth:`conclude`).
     tables: list[str] | None = None
@@ -175,7 +185,7 @@ class ShowdownSession:
             check_output_paths(settings, inputs)
         except ValueError as exc:
             raise usage_error(named_where_set(config, str(exc))) from exc
-        session.choose_provider()
+        session.choose_provider(xdist_workers(config))
         return session.with_posts()
 
     def with_posts(self) -> ShowdownSession:
@@ -184,9 +194,10 @@ class ShowdownSession:
             self.posts()
         return self
 
-    def choose_provider(self) -> None:
+    def choose_provider(self, workers: int) -> None:
         """Say now which provider the selected ONNX taggers will run on, and warn when a requested
-        one is not available here (onnxruntime would silently fall back to the CPU)."""
+        one is not available here (onnxruntime would silently fall back to the CPU) or when more of
+        the ``workers`` xdist workers than GPUs would each load the models on one GPU."""
         onnx = [n for n in self.settings.taggers if self.registry.resolve(n).backend in ONNX_BACKENDS]
         choice = execution_providers(self.settings.providers) if onnx or self.settings.providers else None
         if choice is None:
@@ -194,10 +205,14 @@ class ShowdownSession:
         use, missing = choice
         self.provider = use[0] if use and onnx else None
         if missing:
-            self.provider_warning = (
+            self.provider_warnings.append(
                 f"tagger-showdown: warning: {', '.join(missing)} requested but not available here; "
                 f"ONNX taggers run on {', '.join(use)}"
             )
+        gpus = self.settings.gpus or visible_gpus(os.environ)
+        shared = shared_gpu_warning(workers, gpus, self.provider, onnx)
+        if shared is not None:
+            self.provider_warnings.append(shared)
 
     # -- what the run works on -------------------------------------------------------------------
 
@@ -263,7 +278,7 @@ class ShowdownSession:
         """The report header: a line naming the posts, the dataset and the taggers, and the provider
         warning if any."""
         settings = self.settings
-        warning = [self.provider_warning] if self.provider_warning else []
+        warning = list(self.provider_warnings)
         if not settings.taggers:
             return warning
         source = (

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_tagger_showdown.devices import provider_list, visible_gpus, worker_device
+from pytest_tagger_showdown.devices import provider_list, shared_gpu_warning, visible_gpus, worker_device
 from pytest_tagger_showdown.settings import parse_gpus
 from pytest_tagger_showdown.taggers.base import LoadOptions
 from pytest_tagger_showdown.taggers.builtin import default_registry
@@ -56,3 +56,37 @@ def test_an_onnx_tagger_loads_with_a_device_on_a_machine_without_cuda(tmp_path: 
     registry = default_registry()
     tagger = registry.load(registry.resolve("demo-large"), options)
     assert tagger.providers[-1] == "CPUExecutionProvider"
+
+
+CUDA = "CUDAExecutionProvider"
+
+
+@pytest.mark.parametrize(
+    ("workers", "gpus", "provider", "placement", "fewer"),
+    [(2, None, CUDA, "one GPU", 1), (4, 1, CUDA, "one GPU", 1), (8, 4, CUDA, "4 GPUs", 4),
+     (4, 4, "TensorrtExecutionProvider", "one GPU", 1)],  # only CUDA is spread over the GPUs
+)  # fmt: skip
+def test_more_workers_than_gpus_warn_naming_the_taggers_and_the_fix(
+    workers: int, gpus: int | None, provider: str, placement: str, fewer: int
+) -> None:
+    message = shared_gpu_warning(workers, gpus, provider, ["wd14-vit", "wd14-eva02"])
+    assert message == (
+        f"tagger-showdown: warning: {workers} pytest-xdist workers each load their own copy of "
+        f"wd14-eva02, wd14-vit on {placement} ({provider}): copies on the same GPU run one after "
+        f"another and hold its memory once each, so this run is no faster than with -n {fewer}; one "
+        "process already decodes on every core (pass --showdown-gpus N or CUDA_VISIBLE_DEVICES to "
+        "spread workers over N GPUs)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("workers", "gpus", "provider", "taggers"),
+    [(4, 4, CUDA, ["wd14-vit"]),  # one worker per GPU: issue 14's fine case
+     (2, 8, CUDA, ["wd14-vit"]), (0, None, CUDA, ["wd14-vit"]), (1, None, CUDA, ["wd14-vit"]),
+     (4, None, "CPUExecutionProvider", ["wd14-vit"]),  # CPU copies use their own cores
+     (4, None, None, ["wd14-vit"]), (4, None, CUDA, [])],  # no onnxruntime; no ONNX tagger
+)  # fmt: skip
+def test_no_warning_while_each_worker_has_a_gpu_or_none_is_used(
+    workers: int, gpus: int | None, provider: str | None, taggers: list[str]
+) -> None:
+    assert shared_gpu_warning(workers, gpus, provider, taggers) is None

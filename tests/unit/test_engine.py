@@ -212,6 +212,51 @@ def test_a_corrupt_image_fails_only_its_own_post_and_is_not_cached(
         assert [r.cached for r in results if not r.error] == [attempt == 1] * 5
 
 
+@pytest.mark.parametrize("batch_size", [1, 3])
+def test_decoding_processes_give_a_plain_runs_results(
+    make_engine: Callable[..., Engine],
+    model: Path,
+    db: Path,
+    posts: list[Post],
+    decodes: list[int],
+    batch_size: int,
+    tmp_path: Path,
+) -> None:
+    expected = plain_results(model, db, posts)
+    decodes.clear()
+    engine = make_engine(batch_size=batch_size, processes=2)
+    results = run_all(engine, posts)
+    same_scores(results, expected)
+    assert decodes == [], "every image is decoded in the worker processes"
+    assert all(r.preprocess_s is not None and r.preprocess_s > 0 for r in results)
+    # The inputs they cached are the in-process ones: another model with the same preprocessing
+    # reads them (nothing decoded) and gives what it gives on the in-process inputs.
+    other = write_tiny_tagger(tmp_path / "other", seed=1)
+    rerun = run_all(make_engine(pool=CountingPool(registry_with(other)), processes=0), posts)
+    assert decodes == []
+    same_scores(rerun, plain_results(other, db, posts))
+
+
+def test_a_corrupt_image_in_a_decoding_process_fails_only_its_own_post(tmp_path: Path, model: Path) -> None:
+    db = varied_dataset(tmp_path / "corrupt.db", 6, corrupt=103)
+    with Dataset(db) as dataset:
+        posts = dataset.posts()
+    engine = Engine(CountingPool(registry_with(model)), db, cache=None, processes=2)
+    try:
+        results = run_all(engine, posts)
+    finally:
+        engine.close()
+    errors = {r.post_id: r.error for r in results if r.error}
+    assert list(errors) == [103]
+    assert errors[103] is not None
+    assert errors[103].startswith("post103-e: cannot decode the image (12 bytes)")
+
+
+def test_processes_must_not_be_negative(model: Path, db: Path) -> None:
+    with pytest.raises(ValueError, match="processes must be 0 or more, got -1"):
+        Engine(TaggerPool(registry_with(model)), db, processes=-1)
+
+
 def test_a_warm_run_is_served_from_the_cache_without_loading_the_model(
     make_engine: Callable[..., Engine], model: Path, posts: list[Post], decodes: list[int]
 ) -> None:

@@ -211,6 +211,20 @@ def test_v3_dynamic_batch_and_names_read_from_the_model(fake_hub: FakeHub) -> No
     ]
 
 
+def test_a_reused_batch_buffer_never_leaks_an_earlier_batch(fake_hub: FakeHub) -> None:
+    """Batches share one host buffer (issue 14): a shorter batch after a longer one, and a single
+    image after both, give what each image gives alone."""
+    fake_hub.add_commit("SmilingWolf/wd-vit-tagger-v3", wd14_repo_files(fixed_batch=None, size=448))
+    tagger = _load("wd-vit-v3")
+    red, blue = tagger.prepare(POST, RED), tagger.prepare(POST, BLUE)
+    alone = {"red": set(tagger.infer([red])[0].tags), "blue": set(tagger.infer([blue])[0].tags)}
+    assert alone["red"] != alone["blue"]
+    for batch, names in (([red, red, red], "rrr"), ([blue, red], "br"), ([blue], "b")):
+        got = [set(p.tags) for p in tagger.infer(batch)]
+        assert got == [alone["red" if name == "r" else "blue"] for name in names]
+    np.testing.assert_array_equal(np.asarray(red), tagger.prepare(POST, RED))  # inputs untouched
+
+
 def test_fixed_batch_of_one_still_takes_a_batch(fake_hub: FakeHub, wd14_files: dict[str, bytes]) -> None:
     fake_hub.add_commit(VIT_V2_REPO, wd14_files, refs=("v2.0",))
     tagger = _load("wd14-vit-v2")
