@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from dataclasses import dataclass
@@ -56,7 +57,8 @@ class DatasetInfo:
 
 
 def dataset_info(path: str | Path) -> DatasetInfo:
-    """Summarise the dataset at ``path`` (opened read-only), decoding every stored image once.
+    """Summarise the dataset at ``path`` (opened read-only), checking every stored image's md5 and
+    decoding it once.
 
     Raises :class:`DatasetError` for a missing file or one that is not a dataset of this schema.
     """
@@ -66,7 +68,13 @@ def dataset_info(path: str | Path) -> DatasetInfo:
         broken: dict[int, str] = {}
         for post_id in variants:
             try:
-                decode_image(dataset.image(post_id))
+                data = dataset.image(post_id)
+                if hashlib.md5(data, usedforsecurity=False).hexdigest() != dataset.image_md5(post_id):
+                    # The caches key on the recorded md5: they would serve the old image's results.
+                    raise ImageError(
+                        "the stored bytes do not match their recorded md5 (changed after fetching)"
+                    )
+                decode_image(data)
             except ImageError as exc:
                 broken[post_id] = str(exc)
         skipped: dict[str, list[int]] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -136,3 +137,16 @@ def test_undecodable_images_are_broken_with_their_post_ids_not_present(
     document = json.loads(capsys.readouterr().out)
     assert document["images_present"] == 7
     assert [item["post_id"] for item in document["images_broken"]] == [103]
+
+
+def test_an_image_changed_after_fetching_is_broken(tmp_path: Path) -> None:
+    """The caches key an image by its recorded md5: bytes changed in the file (a truncated image, one
+    post's image swapped for another's) would be served the old image's cached results. Before:
+    ``info`` found the truncated one only if it no longer decoded, the swapped one never."""
+    db = four_ratings(tmp_path / "data.db")
+    with sqlite3.connect(db) as connection:
+        connection.execute("UPDATE images SET data = ? WHERE post_id = 101", (png_bytes((7, 5)),))
+    info = dataset_info(db)
+    assert info.images_broken == {
+        101: "the stored bytes do not match their recorded md5 (changed after fetching)"
+    }
