@@ -342,6 +342,17 @@ class ShowdownSession:
                     "made it (its id starts with the tagger's name)"
                 )
             )
+        if self.is_worker or not self.settings.taggers:
+            return
+        known = [
+            f"{SUITE_NODE}::test_showdown[{t}-{p.label}]" for t in self.settings.taggers for p in self.posts()
+        ]
+        for node in self._node_ids:
+            if not any(_selects(node, item) for item in known):  # as pytest says of a node id naming nothing
+                raise usage_error(
+                    f"not found: {node} (the built-in showdown's items are "
+                    f"{SUITE_NODE}::test_showdown[TAGGER-postID-RATING]; --collect-only -q lists them)"
+                )
 
     def add_showdown(self, session: pytest.Session, items: list[pytest.Item], suite: Path) -> None:
         """Add the built-in showdown (the test module ``suite``) when taggers are selected and no

@@ -114,6 +114,13 @@ def test_a_printed_node_id_reruns_that_item(run_showdown: ShowdownRun, tmp_path:
     alone.stderr.fnmatch_lines(
         [f"ERROR: tagger-showdown: {node.replace('[', '[[]')} is an item of the built-in*"]
     )
+    # A mistyped one names nothing: pytest's "not found" (before: every item deselected, exit 5).
+    typo = node.replace("post102", "post1020")
+    wrong, _ = run_showdown(*common, typo)
+    assert wrong.ret == pytest.ExitCode.USAGE_ERROR
+    wrong.stderr.fnmatch_lines(
+        [f"ERROR: tagger-showdown: not found: {typo.replace('[', '[[]')} (the built-in*"]
+    )
 
 
 def test_a_gated_tagger_left_out_by_the_selection_fails_once(
