@@ -60,7 +60,11 @@ def decode_image(data: bytes) -> Image.Image:
         raise ImageTooLargeError(
             f"the image is too large to decode: {exc} (Pillow's limit is {HARD_PIXEL_LIMIT:,} pixels)"
         ) from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
+    except UnidentifiedImageError as exc:  # its message names the in-memory file object, not the image
+        raise ImageError(
+            f"cannot decode the image ({len(data)} bytes): not in an image format Pillow reads"
+        ) from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageError(f"cannot decode the image ({len(data)} bytes): {exc}") from exc
     return image
 
