@@ -32,25 +32,28 @@ class RunAnalysis:
     metrics: Mapping[str, TaggerMetrics]
     distance_scores: Mapping[tuple[str, int], float]
     document: Mapping[str, Any]
+    #: Each tagger's average distance-aware score.
+    distance_averages: Mapping[str, float]
     #: Where the distance score's closeness came from: a key of :data:`tag_distance.SOURCES`.
     distance_source: str
 
     def released(self) -> RunAnalysis:
         """What is left once the run's files and terminal tables are rendered: the summaries,
-        metrics, distance-aware scores and document (its per-post columns packed, as a saved run
-        holds them), without the per-post results and probability stores, which at 30,000 posts x
-        2 taggers hold about 70 MB (issue 13: peak RSS <= 1 GB; pytest-benchmark builds its saved
-        run in memory after this)."""
+        metrics, average distance-aware scores and document (its per-post columns packed, as a saved
+        run holds them), without the per-post results, probability stores and distance-aware scores,
+        which at 30,000 posts x 2 taggers hold about 80 MB (issue 13: peak RSS <= 1 GB;
+        pytest-benchmark builds its saved run in memory after this)."""
         return replace(
             self,
             results=(),
             stores=(),
+            distance_scores={},
             document={**self.document, "posts": pack(self.document["posts"])},
         )
 
     def distance_score(self, tagger: str) -> float | None:
         """A tagger's average distance-aware score."""
-        return _averages_by_tagger(self.distance_scores).get(tagger)
+        return self.distance_averages.get(tagger)
 
 
 def analyse_run(
@@ -150,6 +153,7 @@ def assemble_run(
         metrics=metrics,
         distance_scores=distance,
         document=document,
+        distance_averages=averages,
         distance_source=distance_source,
     )
 
