@@ -26,10 +26,11 @@ from tabulate import tabulate
 from . import cache, compare, history, merge
 from .dataset import fetch, info
 from .dataset.danbooru import DEFAULT_API_URL, MAX_PAGE_SIZE, Credentials, DanbooruClient, RetryPolicy
-from .dataset.store import Dataset, migrate_dataset
+from .dataset.store import Dataset, is_dataset_file, migrate_dataset
 from .errors import ShowdownError
 from .gate import baseline_verdicts
 from .outputs import summary_tables, write_outputs, write_summary
+from .probabilities import probabilities_path
 from .settings import ShowdownSettings, parse_baselines, parse_ratings
 from .taggers import listing
 from .taggers.base import LoadOptions
@@ -260,10 +261,14 @@ def _compare(args: argparse.Namespace) -> int:
 
 def _merge(args: argparse.Namespace) -> int:
     """Exit status 1 when a --baseline fails on the merged run, as the run itself would."""
-    written = [args.output, *(p for p in (args.report, args.csv) if p is not None)]
+    written = [args.output, probabilities_path(args.output), *(p for p in (args.report, args.csv) if p)]
     if len({path.resolve() for path in written}) < len(written):
-        raise ShowdownError("-o, --report and --csv must be three different files")
-    _refuse_inputs(written, {Path(run).resolve() for run in args.runs})
+        raise ShowdownError(
+            f"-o, its probability store {probabilities_path(args.output)}, --report and --csv must be "
+            "different files"
+        )
+    shards = [Path(run) for run in args.runs]
+    _refuse_inputs(written, {p.resolve() for shard in shards for p in (shard, probabilities_path(shard))})
     runs = [history.read_run(Path(run)) for run in args.runs]
     _refuse_inputs(
         written, {Path(str(r.document["dataset"])).resolve() for r in runs if r.document.get("dataset")}
@@ -286,23 +291,14 @@ def _merge(args: argparse.Namespace) -> int:
 
 
 def _refuse_inputs(written: Sequence[Path], inputs: set[Path]) -> None:
-    """Raise ShowdownError when an output path is an input (a shard, the shards' dataset) or any
-    dataset at all (an SQLite file, whatever its name)."""
+    """Raise ShowdownError when an output path is an input (a shard, its probability store, the
+    shards' dataset) or any dataset at all (an SQLite file, whatever its name)."""
     for path in written:
-        if path.resolve() in inputs or _is_dataset(path):
+        if path.resolve() in inputs or is_dataset_file(path):
             raise ShowdownError(
                 f"merge never overwrites an input ({path} is a shard or a dataset): "
                 "choose another output path"
             )
-
-
-def _is_dataset(path: Path) -> bool:
-    """Whether ``path`` is an SQLite file (a dataset, whatever its name)."""
-    try:
-        with path.open("rb") as handle:
-            return handle.read(16) == b"SQLite format 3\x00"
-    except OSError:
-        return False
 
 
 def _size(text: str) -> int:

@@ -18,6 +18,7 @@ from typing import TypeVar
 from .bundled import DEMO_DB
 from .cache import DEFAULT_MAX_SIZE, check_cache_dir, parse_size
 from .compare import DEFAULT_MARGIN
+from .dataset.store import is_dataset_file
 from .pool import ThresholdOverride
 from .probabilities import probabilities_path
 from .shard import Shard, parse_shard
@@ -225,6 +226,8 @@ def check_output_paths(settings: ShowdownSettings, inputs: Mapping[str, Path] | 
         seen[resolved] = option
         if resolved.is_dir():
             raise ValueError(f"{option} {path} is a folder; name a file")
+        if is_dataset_file(resolved):
+            raise ValueError(f"{option} {path} is a dataset (an SQLite file): it would be overwritten")
         folder = resolved.parent
         while not folder.exists():
             folder = folder.parent

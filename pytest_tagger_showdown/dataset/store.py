@@ -133,11 +133,17 @@ class Dataset:
         return result
 
     def image(self, post_id: int) -> bytes:
-        """The stored image bytes of a post."""
-        row = self._conn.execute("SELECT data FROM images WHERE post_id = ?", (post_id,)).fetchone()
+        """The stored image bytes of a post; raises ImageError when it has none, or when the value
+        is not a blob (text that SQLite cannot return, after an edit such as ``data || x'00'``)."""
+        try:
+            row = self._conn.execute("SELECT data FROM images WHERE post_id = ?", (post_id,)).fetchone()
+        except sqlite3.OperationalError as exc:
+            raise ImageError(f"post {post_id}'s stored image cannot be read: {exc}") from None
         if row is None:
             raise ImageError(f"post {post_id} has no image in {self.path}")
-        return bytes(row[0])
+        if not isinstance(row[0], bytes):
+            raise ImageError(f"post {post_id}'s stored image is {type(row[0]).__name__}, not bytes")
+        return row[0]
 
     def image_md5(self, post_id: int) -> str | None:
         """The md5 of the stored image bytes (not Danbooru's md5 when a sample is stored), or None."""
@@ -308,3 +314,12 @@ def migrate_dataset(path: str | Path) -> tuple[int, int]:
         raise DatasetError(f"{path} is an empty file, not a dataset")
     with Dataset(path, writable=True) as dataset:
         return dataset.opened_version, SCHEMA_VERSION
+
+
+def is_dataset_file(path: Path) -> bool:
+    """Whether ``path`` is an SQLite file (a dataset, whatever its name): no output may replace one."""
+    try:
+        with path.open("rb") as handle:
+            return handle.read(16) == b"SQLite format 3\x00"
+    except OSError:
+        return False

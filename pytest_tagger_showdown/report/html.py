@@ -325,7 +325,9 @@ def _header(analysis: RunAnalysis, subtitle: str) -> str:
     document = analysis.document
     errors = sum(1 for r in analysis.results if r.error is not None)
     categories = ", ".join(document.get("categories", ()))
+    stopped = "interrupted (Ctrl-C): only the posts that ran; not gated, not saved as history"
     rows = [
+        *([("run", stopped)] if document.get("interrupted") else []),
         ("dataset", str(document.get("dataset", "?"))),
         ("categories", "; ".join(part for part in (categories, subtitle.strip().rstrip(";")) if part)),
         ("results", f"{len(analysis.results)} (tagger, post) pairs, {errors} errored"),

@@ -294,9 +294,13 @@ def test_an_interrupted_run_is_written_marked_and_neither_gated_nor_saved(pytest
         "--benchmark-autosave",
         "--showdown-baseline",
         "bright=0.9",
+        "--showdown-report",
+        "report.html",
     )
     assert result.ret == pytest.ExitCode.INTERRUPTED
     assert document["interrupted"] is True
+    # The report says so too (before: it looked like a whole run).
+    assert "interrupted (Ctrl-C): only the posts that ran" in (pytester.path / "report.html").read_text()
     assert len(post_rows(document)) == 3  # the interrupted item recorded nothing
     assert "gates" not in document
     # Neither this plugin nor pytest-benchmark saved the interrupted run (before: pytest-benchmark did).

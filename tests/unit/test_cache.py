@@ -427,3 +427,10 @@ def test_eviction_keeps_predictions_until_no_prepared_input_is_left(tmp_path: Pa
     cache.prune(predictions // 2)
     assert cache.usage()["inputs"].entries == 0
     assert 0 < cache.usage()["predictions"].entries < 4
+
+
+def test_a_cache_folder_that_cannot_be_made_is_refused(tmp_path: Path) -> None:
+    """Before: a folder under a file (``a.txt/sub``) was accepted and the run silently cached nothing."""
+    (tmp_path / "a.txt").write_text("x")
+    with pytest.raises(ValueError, match=r"a\.txt/sub cannot be made \(.*a\.txt is not a writable folder\)"):
+        check_cache_dir(tmp_path / "a.txt" / "sub")

@@ -84,4 +84,24 @@ def test_the_command_never_overwrites_the_dataset(tmp_path: Path, capsys: pytest
         assert f"never overwrites an input ({target} is a shard or a dataset)" in capsys.readouterr().err
         assert target.read_bytes() == before
     assert main(["merge", str(path), "-o", str(tmp_path / "o.json"), "--csv", str(tmp_path / "o.json")]) == 2
-    assert "-o, --report and --csv must be three different files" in capsys.readouterr().err
+    assert "--report and --csv must be different files" in capsys.readouterr().err
+
+
+def test_the_command_never_overwrites_a_shards_probability_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: ``-o s1`` wrote the merged store over shard 1's ``s1.probabilities.npz``, and
+    ``--report out.probabilities.npz`` wrote the report over the merged run's own store."""
+    path = tmp_path / "s1.json"
+    path.write_text(json.dumps({**shard(1).document, "posts": {"columns": {}}}))
+    store = tmp_path / "s1.probabilities.npz"
+    store.write_bytes(b"the shard's store")
+    for output in (tmp_path / "s1", store):
+        assert main(["merge", str(path), "-o", str(output)]) == 2
+        assert "never overwrites an input" in capsys.readouterr().err
+    assert store.read_bytes() == b"the shard's store"
+    out = tmp_path / "out.json"
+    assert (
+        main(["merge", str(path), "-o", str(out), "--report", str(tmp_path / "out.probabilities.npz")]) == 2
+    )
+    assert f"its probability store {tmp_path / 'out.probabilities.npz'}" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -148,3 +149,8 @@ def test_no_output_overwrites_an_input_or_another_output(tmp_path: Path) -> None
             {"--showdown-compare": tmp_path / "base.json"},
         )
     assert settings.json_path == tmp_path / "new" / "folder" / "run.json"
+    # Another dataset than the run's (before: replaced by the JSON, while merge refused the same).
+    other = tmp_path / "other.db"
+    sqlite3.connect(other).execute("CREATE TABLE t (x)").connection.commit()
+    with pytest.raises(ValueError, match=r"--showdown-json .*other\.db is a dataset \(an SQLite file\)"):
+        _outputs(db=db, json_path=other)

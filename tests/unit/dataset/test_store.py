@@ -11,6 +11,7 @@ import pytest
 
 from pytest_tagger_showdown import Dataset, DatasetError, ImageError, Post
 from pytest_tagger_showdown.dataset.danbooru import RelatedTag, RelatedTagAnswer
+from pytest_tagger_showdown.dataset.info import dataset_info
 from pytest_tagger_showdown.dataset.schema import MIGRATIONS, SCHEMA_VERSION, migrate, schema_version
 from pytest_tagger_showdown.dataset.store import migrate_dataset
 from tests.helpers.datasets import CO, G, PostSpec, four_ratings, make_dataset, png_bytes
@@ -139,3 +140,14 @@ def test_an_interrupted_write_is_named_and_a_writable_open_rolls_it_back(tmp_pat
     Dataset(path, writable=True).close()
     with Dataset(path) as dataset:
         assert all(dataset.has_image(post.id) for post in dataset.posts())
+
+
+def test_an_image_stored_as_text_is_an_image_error(tmp_path: Path) -> None:
+    """``UPDATE images SET data = data || x'00'`` stores text, which SQLite cannot hand back as UTF-8:
+    before, a raw sqlite3.OperationalError (a traceback in ``info``, a multi-line failure in a run)."""
+    db = four_ratings(tmp_path / "data.db")
+    with sqlite3.connect(db) as connection:
+        connection.execute("UPDATE images SET data = data || x'00' WHERE post_id = 101")
+    with Dataset(db) as dataset, pytest.raises(ImageError, match="post 101's stored image cannot be read"):
+        dataset.image(101)
+    assert dataset_info(db).images_broken[101].startswith("post 101's stored image cannot be read")
