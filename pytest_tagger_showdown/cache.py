@@ -409,6 +409,10 @@ class ShowdownCache:
 
     # -- prepared inputs -------------------------------------------------------------------------
 
+    def has_input(self, key: str) -> bool:
+        """Whether a prepared input is stored under ``key`` (not read, not checked)."""
+        return self._path("inputs", key).is_file()
+
     def get_input(self, key: str) -> CachedInput | None:
         entry = self._read("inputs", key)
         if entry is None:

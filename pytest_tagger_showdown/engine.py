@@ -4,8 +4,9 @@ The plugin tells the engine which (tagger, post) pairs this process will ask for
 (:meth:`Engine.plan`); background threads then work ahead along that plan: for each pair they look the
 prediction up in the cache, else read the image and decode and preprocess it (or take the prepared
 input from the cache); for WD14 taggers on 4 cores or more they hand the decoding to worker
-processes (:mod:`decode_pool`: the GIL caps what threads decode), two threads per process. While a
-model runs on the CPU, cached inputs wait to be read until it is done. Each pytest item
+processes (:mod:`decode_pool`: the GIL caps what threads decode), two threads per process. For a
+model on the CPU they only find a cached input, and the item reads it right before its inference
+(see :class:`_Stored`). Each pytest item
 then only waits for its own pair, runs inference (or takes the batch computed for it by an earlier
 item), scores and records. Decoding happens while the model runs
 on the previous image, PIL and onnxruntime both release the GIL, and the background threads run at a
@@ -69,9 +70,10 @@ InferenceMeter = Callable[[Callable[[], list[Prediction]]], list[Prediction]]
 #: The automatic batch size on an accelerator (REFERENCE section 7: ViT-B@448 on an H100 through
 #: onnxruntime-gpu gains little beyond 32).
 ACCELERATED_BATCH: Final = 32
-#: After this many cached predictions in a row the engine stops working ahead: reading a cached
-#: prediction is Python work, which background threads only slow down (they contend for the GIL);
-#: the first cache miss starts them again.
+#: After this many cache hits in a row (cached predictions; cached inputs of a model on the CPU) the
+#: engine stops working ahead: reading an entry is Python work, which background threads only slow
+#: down (they contend for the GIL, and on the CPU for onnxruntime's cores); the first miss starts
+#: them again.
 INLINE_AFTER_HITS: Final = 4
 #: How much lower the background threads' CPU priority is (a ``nice`` increment; Linux only).
 BACKGROUND_NICENESS: Final = 10
@@ -102,6 +104,8 @@ class _Prepared:
     prepared: object
     preprocess_s: float
     key: str | None
+    #: Read from the input cache, not decoded.
+    from_cache: bool = False
 
 
 @dataclass(frozen=True)
@@ -120,7 +124,19 @@ class _Failed:
     load: bool = False
 
 
-_Outcome = _Prepared | _Done | _Failed
+@dataclass(frozen=True)
+class _Stored:
+    """A prepared input found in the cache and left there for the thread that runs the model: for a
+    model on the CPU a background thread reading it (about 0.2 ms of Python and copying) competes with
+    onnxruntime's threads for the cores and, holding the GIL at a lower priority, delays the item when
+    inference returns; read between two inferences by the calling thread it costs only the read
+    (issue 14: an inputs-cached run with a 2.3 ms model on 2 cores)."""
+
+    input_key: str
+    key: str | None
+
+
+_Outcome = _Prepared | _Stored | _Done | _Failed
 
 
 @dataclass(frozen=True)
@@ -167,6 +183,14 @@ class _Slot:
     @property
     def is_loaded(self) -> bool:
         return self._loaded is not None and not isinstance(self._loaded, TaggerLoadError)
+
+    def on_cpu(self) -> bool:
+        """Whether the loaded model runs on onnxruntime's CPU provider (False before it loads, and
+        for taggers that do not say: the protocol's optional part)."""
+        loaded = self._loaded
+        if loaded is None or isinstance(loaded, TaggerLoadError):
+            return False
+        return tuple(getattr(loaded, "providers", ())[:1]) == ("CPUExecutionProvider",)
 
     def batch_size(self) -> int:
         if self._batch_size is None:
@@ -331,15 +355,13 @@ class Engine:
         self._next = 0
         self._window: deque[_Job] = deque()
         self._done: dict[tuple[str, int], _Done | _Failed] = {}
-        #: Cached predictions taken in a row: past INLINE_AFTER_HITS, lookups run in the calling thread.
+        #: Cache hits in a row (see :meth:`_is_hit`): past INLINE_AFTER_HITS, lookups run in the
+        #: calling thread.
         self._hits = 0
         self._queue: queue.SimpleQueue[tuple[Callable[[Dataset], _Outcome], Future[_Outcome]] | None] = (
             queue.SimpleQueue()
         )
         self._threads: list[threading.Thread] = []
-        #: Clear while a model runs on the CPU: cached inputs are read between inferences.
-        self._model_idle = threading.Event()
-        self._model_idle.set()
         self._threads_lock = threading.Lock()
         self._processes = processes
         self._decode: DecodePool | None = None
@@ -395,7 +417,7 @@ class Engine:
         if not self._threads:
             self._start_threads(self.workers)
         future: Future[_Outcome] = Future()
-        self._queue.put((lambda dataset: self._prepare(slot, post, dataset), future))
+        self._queue.put((lambda dataset: self._prepare(slot, post, dataset, ahead=True), future))
         return future
 
     def _start_threads(self, count: int) -> None:
@@ -484,8 +506,10 @@ class Engine:
 
     # -- the work --------------------------------------------------------------------------------
 
-    def _prepare(self, slot: _Slot, post: Post, dataset: Dataset) -> _Outcome:
-        """Cached prediction, else prepared input (cached or computed), else the post's failure."""
+    def _prepare(self, slot: _Slot, post: Post, dataset: Dataset, *, ahead: bool = False) -> _Outcome:
+        """Cached prediction, else prepared input (cached or computed), else the post's failure.
+        ``ahead``: a background thread working ahead, which leaves a cached input of a model on the
+        CPU where it is (:class:`_Stored`)."""
         try:
             identity = slot.identity()
             key = input_key = None
@@ -498,13 +522,11 @@ class Engine:
                         prediction = identity.layout.prediction(hit.probabilities, slot.spec.thresholds)
                         return _Done(prediction, hit.preprocess_s, hit.inference_s, cached=True)
                 input_key = digest(CACHE_VERSION, identity.preprocessing, md5)
-                # Reading, checking and converting an entry (about 1 ms of CPU for a 448 input)
-                # waits while a model runs on the CPU: its operators use every core, and one core
-                # taken by this thread holds all of them up.
-                self._model_idle.wait()
+                if ahead and slot.on_cpu() and self.cache.has_input(input_key):
+                    return _Stored(input_key, key)
                 prepared = self.cache.get_input(input_key)
                 if prepared is not None:
-                    return _Prepared(prepared.array, prepared.preprocess_s, key)
+                    return _Prepared(prepared.array, prepared.preprocess_s, key, from_cache=True)
             if slot.spec.backend in ONNX_BACKENDS:
                 # The first image to decode: the workers start while the model loads. A run whose
                 # inputs are all cached never starts them.
@@ -538,10 +560,27 @@ class Engine:
             if job.slot is not slot:
                 continue
             outcome = job.future.result()
+            if isinstance(outcome, _Stored):
+                outcome = self._read_stored(slot, job.post, outcome)
             if isinstance(outcome, _Prepared):
                 self._window.remove(job)
                 chosen.append((job.post, outcome))
         return chosen
+
+    @staticmethod
+    def _is_hit(slot: _Slot, outcome: _Outcome) -> bool:
+        """Whether the pair cost only a cache read: a cached prediction, or, for a model on the CPU,
+        a cached input (on an accelerator inputs are read ahead, off the thread that feeds it)."""
+        if isinstance(outcome, _Done):
+            return outcome.cached
+        return isinstance(outcome, _Prepared) and outcome.from_cache and slot.on_cpu()
+
+    def _read_stored(self, slot: _Slot, post: Post, stored: _Stored) -> _Outcome:
+        """Read a :class:`_Stored` input now; one evicted meanwhile is prepared again."""
+        cached = self.cache.get_input(stored.input_key) if self.cache is not None else None
+        if cached is None:
+            return self._prepare(slot, post, self._dataset())
+        return _Prepared(cached.array, cached.preprocess_s, stored.key, from_cache=True)
 
     def _infer(
         self, slot: _Slot, batch: Sequence[tuple[Post, _Prepared]], measure: InferenceMeter
@@ -552,18 +591,11 @@ class Engine:
         except TaggerLoadError as exc:
             return [_Failed(str(exc), prepared.preprocess_s, load=True) for _, prepared in batch]
         try:
-            # onnxruntime on the CPU only: other taggers may not say (the protocol's optional part).
-            on_cpu = tuple(getattr(tagger, "providers", ())[:1]) == ("CPUExecutionProvider",)
 
             def infer() -> list[Prediction]:
                 nonlocal elapsed
-                if on_cpu:
-                    self._model_idle.clear()
                 began = time.perf_counter()
-                try:
-                    predictions = tagger.infer([prepared.prepared for _, prepared in batch])
-                finally:
-                    self._model_idle.set()
+                predictions = tagger.infer([prepared.prepared for _, prepared in batch])
                 elapsed = time.perf_counter() - began
                 return predictions
 
@@ -619,7 +651,9 @@ class Engine:
         else:
             slot = _Slot(self, tagger.spec.name, tagger)
             outcome = self._prepare(slot, post, self._dataset())
-        self._hits = self._hits + 1 if isinstance(outcome, _Done) and outcome.cached else 0
+        if isinstance(outcome, _Stored):
+            outcome = self._read_stored(slot, post, outcome)
+        self._hits = self._hits + 1 if self._is_hit(slot, outcome) else 0
         self._refill()
         if isinstance(outcome, _Done) and not outcome.cached:
             # A share of a batch run by an earlier item: recorded as such (see the module docstring).
@@ -696,7 +730,7 @@ class Engine:
         categories: Iterable[TagCategory],
         aliases: Mapping[str, str] | None,
     ) -> PostResult:
-        if isinstance(outcome, _Prepared):
+        if isinstance(outcome, _Prepared | _Stored):
             raise AssertionError("a prepared input reached scoring without inference")
         if isinstance(outcome, _Failed):
             error = self.load_failure(slot.name, outcome.error) if outcome.load else outcome.error

@@ -180,6 +180,41 @@ def test_prefetching_decodes_in_background_threads_within_the_window(
     assert len(decodes) == len(posts), "each image is decoded exactly once"
 
 
+class ReadingThreads(ShowdownCache):
+    """A real cache that notes which thread reads each prepared input."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.readers: list[str] = []
+
+    def get_input(self, key: str) -> Any:
+        self.readers.append(threading.current_thread().name)
+        return super().get_input(key)
+
+
+def test_a_cpu_models_cached_inputs_are_read_by_the_thread_that_runs_it(
+    tmp_path: Path, model: Path, db: Path, posts: list[Post], decodes: list[int]
+) -> None:
+    """Issue 14: background threads reading cached inputs slowed onnxruntime on 2 cores; for a model
+    on the CPU the calling thread reads them, between inferences, and the results do not change."""
+    run_all(Engine(TaggerPool(registry_with(model)), db, cache=ShowdownCache(tmp_path / "c")), posts)
+    decoded = len(decodes)
+    other_model = write_tiny_tagger(tmp_path / "other", seed=1)  # same preprocessing: inputs cached
+    cache = ReadingThreads(tmp_path / "c")
+    engine = Engine(TaggerPool(registry_with(other_model)), db, cache=cache, workers=2)
+    try:
+        results = run_all(engine, posts)
+    finally:
+        engine.close()
+    assert len(decodes) == decoded, "every input came from the cache"
+    assert not any(r.cached for r in results), "a new model: no cached prediction"
+    same_scores(results, plain_results(other_model, db, posts))
+    # Until the model has loaded (the first item) a background thread may read ahead; after it, none.
+    background = [name for name in cache.readers[3:] if name != threading.current_thread().name]
+    assert len(cache.readers) == len(posts)
+    assert background == []
+
+
 def test_skipped_and_unplanned_requests_still_get_their_own_results(
     make_engine: Callable[..., Engine], model: Path, db: Path, posts: list[Post]
 ) -> None:
