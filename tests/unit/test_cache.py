@@ -618,3 +618,13 @@ def test_the_earlier_layouts_prediction_files_are_stale_and_a_cache_of_one_datab
     ]
     assert is_cache_folder(tmp_path)
     check_cache_dir(tmp_path)
+
+
+def test_close_moves_the_log_into_the_database_and_a_later_use_opens_it_again(tmp_path: Path) -> None:
+    cache = ShowdownCache(tmp_path)
+    cache.put_prediction("a" * 64, row(1), 0.1, 0.2)
+    log = tmp_path / CACHE_VERSION / f"{PREDICTIONS_DB}-wal"
+    assert log.stat().st_size > 0  # WAL mode: the row is in the log until a checkpoint
+    cache.close()
+    assert not log.exists()
+    assert cache.get_prediction("a" * 64) is not None
