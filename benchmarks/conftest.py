@@ -23,6 +23,7 @@ from PIL import Image
 
 from benchmarks.standin_vit import ensure_model
 from pytest_tagger_showdown import Dataset, Post, TagCategory
+from pytest_tagger_showdown.cache import ShowdownCache
 
 #: Images in the throughput and cache benchmarks: about a second each for the stand-in ViT here.
 IMAGES = int(os.environ.get("SHOWDOWN_BENCH_IMAGES", "24"))
@@ -72,6 +73,15 @@ def write_dataset(
             )
             dataset.add_post(post, {"id": post.id}, data)
     return path
+
+
+def mean_entry_bytes(folder: Path, kind: str) -> float:
+    """The mean size of one entry of ``kind`` (``inputs``, ``predictions``) in a cache folder, as
+    the cache counts it (a prediction: its key and value in the database)."""
+    cache = ShowdownCache(folder, max_size=None)
+    usage = cache.usage()[kind]
+    cache.close()
+    return usage.bytes / usage.entries if usage.entries else 0.0
 
 
 def vocabulary(folder: Path) -> list[str]:

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from benchmarks.conftest import RunPytest, vocabulary, write_dataset
+from benchmarks.conftest import RunPytest, mean_entry_bytes, vocabulary, write_dataset
 from pytest_tagger_showdown import Dataset
-from pytest_tagger_showdown.cache import CACHE_VERSION, ShowdownCache, _array_from, _decode
+from pytest_tagger_showdown.cache import ShowdownCache, _array_from, _decode
 from pytest_tagger_showdown.taggers.preprocess import decode_image, preprocess
 from pytest_tagger_showdown.taggers.spec import Preprocessing
 
@@ -58,16 +58,11 @@ def test_a_new_threshold_reruns_without_the_model(
         "cold_wall_s": round(cold.wall_s, 3),
         "rerun_wall_s": round(rerun.wall_s, 3),
         "speedup": round(cold.wall_s / rerun.wall_s, 1),
-        "prediction_entry_bytes": round(_mean_entry(folder / "c", "predictions")),
-        "input_entry_bytes": round(_mean_entry(folder / "c", "inputs")),
+        "prediction_entry_bytes": round(mean_entry_bytes(folder / "c", "predictions")),
+        "input_entry_bytes": round(mean_entry_bytes(folder / "c", "inputs")),
     }
     benchmark.extra_info.update(figures)
     print(f"\nthreshold rerun: {figures}")
-
-
-def _mean_entry(root: Path, kind: str) -> float:
-    sizes = [path.stat().st_size for path in (root / CACHE_VERSION / kind).rglob("*.entry")]
-    return sum(sizes) / len(sizes)
 
 
 def test_compressed_inputs_against_raw(
@@ -82,7 +77,7 @@ def test_compressed_inputs_against_raw(
     keys = [f"{index:064d}" for index in range(len(arrays))]
     for key, array in zip(keys, arrays, strict=True):
         cache.put_input(key, array, 0.0)
-    raw = [cache._path("inputs", key).read_bytes() for key in keys]
+    raw = [cache._input_path(key).read_bytes() for key in keys]
     packed = []
     for data in raw:
         header, payload = _decode(data) or ({}, b"")

@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from benchmarks.conftest import mean_entry_bytes
 from benchmarks.scale_dataset import write_scale_dataset
 from pytest_tagger_showdown.cache import parse_size
 
@@ -85,12 +86,6 @@ class FolderWatch:
         self.largest = max(self.largest, folder_bytes(self.folder))
 
 
-def entry_bytes(cache: Path, kind: str) -> float:
-    """The mean size of one entry of ``kind`` (``inputs``, ``predictions``) in a cache folder."""
-    sizes = [path.stat().st_size for path in cache.glob(f"v*/{kind}/*/*.entry")]
-    return sum(sizes) / len(sizes) if sizes else 0.0
-
-
 def test_a_30000_post_run(benchmark: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
     benchmark.group = "scale"
     root = tmp_path_factory.mktemp("scale")
@@ -136,8 +131,8 @@ def test_a_30000_post_run(benchmark: Any, tmp_path_factory: pytest.TempPathFacto
         "plain_peak_rss_mb": round(baseline["peak_rss_bytes"] / 2**20),
         "cache_limit": CACHE_LIMIT,
         "cache_largest_bytes": watch.largest,
-        "cache_input_entry_bytes": round(entry_bytes(work / "cache", "inputs")),
-        "cache_prediction_entry_bytes": round(entry_bytes(work / "cache", "predictions")),
+        "cache_input_entry_bytes": round(mean_entry_bytes(work / "cache", "inputs")),
+        "cache_prediction_entry_bytes": round(mean_entry_bytes(work / "cache", "predictions")),
         "saved_run_bytes_per_item": round(saved.stat().st_size / items),
         "output_lines": measured["lines"],
     }

@@ -345,22 +345,24 @@ def _cache(args: argparse.Namespace) -> int:
             f"{folder} is not a tagger-showdown cache (no CACHEDIR.TAG, no {cache.CACHE_VERSION}/): "
             "left as it is"
         )
-    store = cache.ShowdownCache(folder, max_size=None)
-    if args.action == "info":
-        print(folder)
-        print(_format_usage(store.usage()))
-    elif args.action == "prune":
-        if args.max_size is None:
-            print("tagger-showdown: error: cache prune needs --max-size SIZE", file=sys.stderr)
-            return 2
-        outcome = store.prune(args.max_size)
-        print(
-            f"{folder}: {cache.format_size(outcome.before)} -> {cache.format_size(outcome.after)}, "
-            f"{outcome.deleted} entries evicted"
-        )
-    else:
-        print(f"{folder}: cleared {cache.format_size(store.clear())}")
-    return 0
+    # Closed at the end: the last connection moves the database's log into its file, which a prune
+    # has just made smaller.
+    with contextlib.closing(cache.ShowdownCache(folder, max_size=None)) as store:
+        if args.action == "info":
+            print(folder)
+            print(_format_usage(store.usage()))
+        elif args.action == "prune":
+            if args.max_size is None:
+                print("tagger-showdown: error: cache prune needs --max-size SIZE", file=sys.stderr)
+                return 2
+            outcome = store.prune(args.max_size)
+            print(
+                f"{folder}: {cache.format_size(outcome.before)} -> {cache.format_size(outcome.after)}, "
+                f"{outcome.deleted} entries evicted"
+            )
+        else:
+            print(f"{folder}: cleared {cache.format_size(store.clear())}")
+        return 0
 
 
 def _add_taggers(parser: argparse.ArgumentParser) -> None:

@@ -268,7 +268,9 @@ class ShowdownSession:
 
     def close(self) -> None:
         if self._engine is not None:
-            self._engine.close()
+            self._engine.close()  # its threads write the cache until then
+            if self._engine.cache is not None:
+                self._engine.cache.close()
         if self._dataset is not None:
             self._dataset.close()
 

@@ -83,6 +83,8 @@ def _cache_size_plugin() -> str:
     return """
 from pathlib import Path
 
+from pytest_tagger_showdown.cache import ShowdownCache
+
 
 class Sampler:
     # Registered as a plugin: a conftest's own hooks only see items under its folder, and the
@@ -91,13 +93,10 @@ class Sampler:
 
     def pytest_runtest_logreport(self, report):
         if report.when == "call":
-            total = 0
-            for path in Path("cache").rglob("*.entry"):
-                try:
-                    total += path.stat().st_size
-                except OSError:
-                    pass  # evicted while counting
-            self.high = max(self.high, total)
+            cache = ShowdownCache(Path("cache"), max_size=None)
+            usage = cache.usage()
+            cache.close()
+            self.high = max(self.high, usage["inputs"].bytes + usage["predictions"].bytes)
 
     def pytest_sessionfinish(self, session):
         if not hasattr(session.config, "workerinput"):

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from pytest_tagger_showdown.cache import CACHE_VERSION
+from pytest_tagger_showdown.cache import CACHE_VERSION, PREDICTIONS_DB
 from pytest_tagger_showdown.columns import post_rows
 from tests.helpers.datasets import varied_dataset
 from tests.helpers.modelmaker import write_tiny_tagger
@@ -53,7 +53,7 @@ def test_a_rerun_is_served_from_the_cache_and_no_cache_bypasses_it(
     cold, first = run(run_showdown)
     assert cached(first) == [False] * 11
     assert "(cached)" not in table_rows(cold)[TAGGER][5]
-    assert (pytester.path / ".showdown_cache" / CACHE_VERSION / "predictions").is_dir()
+    assert (pytester.path / ".showdown_cache" / CACHE_VERSION / PREDICTIONS_DB).is_file()
     warm, second = run(run_showdown)
     warm.assert_outcomes(passed=11, failed=1)
     assert scores(second) == scores(first) == scores(reference)
@@ -74,11 +74,11 @@ def test_cache_dir_option_and_ini(
     pytester: pytest.Pytester, run_showdown: ShowdownRun, showdown_files: Path
 ) -> None:
     run(run_showdown, "--showdown-cache-dir", "elsewhere")
-    assert (pytester.path / "elsewhere" / CACHE_VERSION / "predictions").is_dir()
+    assert (pytester.path / "elsewhere" / CACHE_VERSION / PREDICTIONS_DB).is_file()
     assert not (pytester.path / ".showdown_cache").exists()
     pytester.makeini("[pytest]\nshowdown_cache_dir = from-ini\n")
     run(run_showdown)
-    assert (pytester.path / "from-ini" / CACHE_VERSION / "predictions").is_dir()
+    assert (pytester.path / "from-ini" / CACHE_VERSION / PREDICTIONS_DB).is_file()
     pytester.makeini("[pytest]\nshowdown_no_cache = true\n")
     _, posts = run(run_showdown, "--showdown-cache-dir", "elsewhere")
     assert cached(posts) == [False] * 11

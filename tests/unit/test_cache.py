@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import multiprocessing
 import os
+import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -16,10 +21,12 @@ import pytest
 
 from pytest_tagger_showdown.cache import (
     CACHE_VERSION,
+    PREDICTIONS_DB,
     ShowdownCache,
     check_cache_dir,
     digest,
     file_sha256,
+    is_cache_folder,
     model_fingerprint,
     parse_size,
 )
@@ -32,6 +39,14 @@ def row(seed: int, size: int = 1000) -> npt.NDArray[np.float32]:
     values = rng.random(size, dtype=np.float32) ** 8
     values[:3] = (0.35, 0.3500001, 0.0099999)  # at a cut-off, just above it, just below the floor
     return values
+
+
+def stored(root: Path, sql: str, *args: object) -> list[tuple[object, ...]]:
+    """Rows of a query on the prediction database, read with a connection of its own."""
+    with contextlib.closing(sqlite3.connect(root / CACHE_VERSION / PREDICTIONS_DB)) as db:
+        rows = db.execute(sql, args).fetchall()
+        db.commit()
+        return rows
 
 
 def test_a_prediction_is_stored_as_its_compact_row_with_its_times(tmp_path: Path) -> None:
@@ -48,9 +63,14 @@ def test_a_prediction_is_stored_as_its_compact_row_with_its_times(tmp_path: Path
     assert encode_row(hit.probabilities) == encode_row(original)
     assert (hit.preprocess_s, hit.inference_s) == (0.125, 0.9375)
     assert cache.get_prediction("j" * 64) is None
-    (entry,) = (tmp_path / CACHE_VERSION / "predictions").rglob("*.entry")
+    # One row of the database, no file of its own.
+    ((key, size),) = stored(tmp_path, "SELECT key, length(value) FROM predictions")
     kept = int(np.count_nonzero(original >= FLOOR))
-    assert entry.stat().st_size < 200 + kept * 4  # 2 bytes of column and 2 of value per kept tag
+    assert key == "k" * 64
+    assert isinstance(size, int)
+    assert size < 200 + kept * 4  # 2 bytes of column and 2 of value per kept tag
+    assert cache.usage()["predictions"].bytes == 64 + size
+    assert not (tmp_path / CACHE_VERSION / "predictions").exists()
 
 
 @pytest.mark.parametrize("scale", [1.0, 1 / 255])
@@ -82,9 +102,10 @@ def test_inputs_round_trip_bit_identical(tmp_path: Path, scale: float) -> None:
 def test_a_damaged_entry_reads_as_missing_and_is_rewritten(tmp_path: Path, damage: object) -> None:
     cache = ShowdownCache(tmp_path)
     cache.put_prediction("c" * 64, row(1), 0.1, 0.2)
-    (entry,) = (tmp_path / CACHE_VERSION / "predictions").rglob("*.entry")
+    ((value,),) = stored(tmp_path, "SELECT value FROM predictions")
     assert callable(damage)
-    entry.write_bytes(damage(entry.read_bytes()))
+    assert isinstance(value, bytes)
+    stored(tmp_path, "UPDATE predictions SET value = ?", damage(value))
     assert cache.get_prediction("c" * 64) is None
     cache.put_prediction("c" * 64, row(1), 0.1, 0.2)
     hit = cache.get_prediction("c" * 64)
@@ -197,7 +218,7 @@ def test_eviction_takes_the_least_recently_used_entries_first(tmp_path: Path) ->
     cache = ShowdownCache(tmp_path, max_size=None)
     size = put_inputs(cache, range(6))
     for key in range(6):  # written at t = 1000, 1010, ... seconds: key 0 oldest
-        path = cache._path("inputs", f"{key:064d}")
+        path = cache._input_path(f"{key:064d}")
         os.utime(path, ns=(0, (1000 + 10 * key) * 10**9))
     assert cache.get_input(f"{0:064d}") is not None  # a use makes the oldest the most recent
     assert cache.get_input(f"{2:064d}") is not None
@@ -211,10 +232,10 @@ def test_an_entry_used_after_the_scan_is_spared(tmp_path: Path) -> None:
     cache = ShowdownCache(tmp_path, max_size=None)
     size = put_inputs(cache, range(3))
     for key in range(3):
-        os.utime(cache._path("inputs", f"{key:064d}"), ns=(0, (1000 + key) * 10**9))
-    entries = sorted(cache._entries("inputs"))
+        os.utime(cache._input_path(f"{key:064d}"), ns=(0, (1000 + key) * 10**9))
+    entries = sorted(cache._input_files())
     os.utime(entries[0][2])  # key 0 read by another process between the scan and the deletion
-    cache._entries = lambda kind: entries if kind == "inputs" else []  # type: ignore[method-assign]
+    cache._input_files = lambda: entries  # type: ignore[method-assign]
     outcome = cache.prune(2 * size)
     assert outcome.deleted == 1
     assert cache.get_input(f"{0:064d}") is not None
@@ -300,12 +321,12 @@ def test_cache_prune_brings_a_cache_in_use_under_its_limit(tmp_path: Path) -> No
 
 def test_a_torn_write_left_by_a_killed_writer_is_never_read_and_is_cleaned_up(tmp_path: Path) -> None:
     cache = ShowdownCache(tmp_path, max_size=None)
-    cache.put_prediction("f" * 64, row(4), 0.1, 0.2)
-    entry = cache._path("predictions", "f" * 64)
+    cache.put_input("f" * 64, np.ones((4, 4, 3), np.float32), 0.1)
+    entry = cache._input_path("f" * 64)
     partial = entry.with_name(f".{entry.name}.999.deadbeef.partial")
     partial.write_bytes(entry.read_bytes()[:40])
     entry.unlink()
-    assert cache.get_prediction("f" * 64) is None
+    assert cache.get_input("f" * 64) is None
     os.utime(partial, (0, 0))  # an hour old: its writer is gone
     cache.prune(10**9)
     assert not partial.exists()
@@ -434,3 +455,176 @@ def test_a_cache_folder_that_cannot_be_made_is_refused(tmp_path: Path) -> None:
     (tmp_path / "a.txt").write_text("x")
     with pytest.raises(ValueError, match=r"a\.txt/sub cannot be made \(.*a\.txt is not a writable folder\)"):
         check_cache_dir(tmp_path / "a.txt" / "sub")
+
+
+# -- the prediction database -----------------------------------------------------------------------
+
+
+def _write_keys(root: str, worker: int, count: int, barrier: Any) -> None:
+    cache = ShowdownCache(Path(root))
+    barrier.wait()  # both make the database and write at the same moment
+    for i in range(count):
+        cache.put_prediction(digest(worker, i), row(i, 50), float(worker), float(i))
+    cache.close()
+
+
+def test_two_processes_writing_different_keys_at_once_lose_none(tmp_path: Path) -> None:
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(2)
+    writers = [
+        context.Process(target=_write_keys, args=(str(tmp_path), worker, 300, barrier)) for worker in range(2)
+    ]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(120)
+    assert [writer.exitcode for writer in writers] == [0, 0]
+    cache = ShowdownCache(tmp_path)
+    assert cache.usage()["predictions"].entries == 600
+    for worker in range(2):
+        for i in range(300):
+            hit = cache.get_prediction(digest(worker, i))
+            assert hit is not None, (worker, i)
+            assert (hit.preprocess_s, hit.inference_s) == (worker, i)
+            np.testing.assert_array_equal(hit.probabilities, stored_row(row(i, 50)))
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [b"not a database, just text\n" * 200, b"SQLite format 3\0" + bytes(range(256)) * 16],
+    ids=["text", "damaged-header"],
+)
+def test_a_file_that_is_not_a_database_is_made_again_and_the_cache_works(
+    tmp_path: Path, garbage: bytes
+) -> None:
+    cache = ShowdownCache(tmp_path)
+    cache.put_prediction("a" * 64, row(1), 0.1, 0.2)
+    cache.close()
+    (tmp_path / CACHE_VERSION / PREDICTIONS_DB).write_bytes(garbage)
+    again = ShowdownCache(tmp_path)
+    assert again.get_prediction("a" * 64) is None
+    assert again.usage()["predictions"].entries == 0
+    again.put_prediction("b" * 64, row(2), 0.3, 0.4)
+    hit = again.get_prediction("b" * 64)
+    assert hit is not None
+    np.testing.assert_array_equal(hit.probabilities, stored_row(row(2)))
+    assert stored(tmp_path, "SELECT key FROM predictions") == [("b" * 64,)]
+
+
+_READ_ONLY_PROBE = """
+import json, os, sys
+from pathlib import Path
+import numpy as np
+from pytest_tagger_showdown.cache import ShowdownCache
+if os.geteuid() == 0:  # root may write anywhere: run on as another user (imports done)
+    os.setgroups([])
+    os.setgid(65534)
+    os.setuid(65534)
+cache = ShowdownCache(Path(sys.argv[1]), max_size=1000)
+hit = cache.get_prediction("a" * 64)
+cache.put_prediction("b" * 64, np.ones(5, np.float32), 0.1, 0.2)
+cache.put_input("c" * 64, np.ones((4, 4, 3), np.float32), 0.1)
+outcome = cache.prune(0)
+print(json.dumps({
+    "hit": None if hit is None else hit.probabilities.tolist(),
+    "written": [cache.get_prediction("b" * 64) is not None, cache.get_input("c" * 64) is not None],
+}))
+cache.close()
+"""
+
+
+def test_a_read_only_cache_folder_costs_nothing_but_the_speed_up() -> None:
+    """The probe drops to another user when the tests run as root; the cache is under /tmp, as
+    pytest's own folders are closed to other users."""
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder) / "cache"
+        cache = ShowdownCache(root)
+        cache.put_prediction("a" * 64, np.array([0.5, 0.25, 0.001, 1.0], np.float32), 0.1, 0.2)
+        cache.close()
+        before = {path: path.read_bytes() for path in root.rglob("*") if path.is_file()}
+        for path in [root, *root.rglob("*")]:
+            path.chmod(path.stat().st_mode & ~0o222)
+        Path(folder).chmod(0o755)
+        done = subprocess.run(
+            [sys.executable, "-c", _READ_ONLY_PROBE, str(root)],
+            capture_output=True, text=True, check=False, cwd=folder,
+        )  # fmt: skip
+        for path in [root, *root.rglob("*")]:
+            path.chmod(path.stat().st_mode | 0o200)
+        after = {path: path.read_bytes() for path in root.rglob("*") if path.is_file()}
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    result = json.loads(done.stdout)
+    assert result["hit"] in (None, [0.5, 0.25, 0.0, 1.0]), result
+    assert result["written"] == [False, False]
+    assert after == before
+
+
+def test_predictions_are_evicted_least_recently_used_first_sparing_one_used_since_the_scan(
+    tmp_path: Path,
+) -> None:
+    cache = ShowdownCache(tmp_path, max_size=None)
+    keys = [digest("lru", n) for n in range(6)]
+    for key in keys:
+        cache.put_prediction(key, row(1, 50), 0.0, 0.0)
+    for n, key in enumerate(keys):  # used at t = 1000, 1001, ... seconds: key 0 oldest
+        stored(tmp_path, "UPDATE predictions SET used = ? WHERE key = ?", 1000.0 + n, key)
+    assert cache.get_prediction(keys[0]) is not None  # a use makes the oldest the most recent
+    size = cache.usage()["predictions"].bytes // 6
+    scan = cache._prediction_rows()
+    assert [key for _, _, key in scan] == [*keys[1:], keys[0]]
+    assert cache.get_prediction(keys[1]) is not None  # read by another process after the scan
+    cache._prediction_rows = lambda: scan  # type: ignore[method-assign]
+    outcome = cache.prune(3 * size)
+    assert (outcome.before, outcome.after, outcome.deleted) == (6 * size, 3 * size, 3)
+    assert [n for n, key in enumerate(keys) if cache.get_prediction(key) is not None] == [0, 1, 5]
+
+
+def test_the_database_file_shrinks_after_a_prune_and_clear_deletes_it(tmp_path: Path) -> None:
+    cache = ShowdownCache(tmp_path, max_size=None)
+    for key in range(2000):
+        cache.put_prediction(digest("s", key), row(key, 300), 0.0, 0.0)
+    cache.close()
+    path = tmp_path / CACHE_VERSION / PREDICTIONS_DB
+    full = path.stat().st_size
+    assert cache.prune(cache.usage()["predictions"].bytes // 10).deleted >= 1790
+    cache.close()
+    pruned = path.stat().st_size
+    assert pruned < full / 5
+    assert cache.usage()["predictions"].entries <= 210
+    assert cache.clear() >= pruned
+    assert sorted(tmp_path.rglob("predictions.sqlite*")) == []
+
+
+def test_the_earlier_layouts_prediction_files_are_stale_and_a_cache_of_one_database_is_a_cache(
+    tmp_path: Path,
+) -> None:
+    old = tmp_path / CACHE_VERSION / "predictions" / "ab"
+    old.mkdir(parents=True)
+    (old / f"{'ab' * 32}.entry").write_bytes(b"0" * 700)
+    assert is_cache_folder(tmp_path)
+    cache = ShowdownCache(tmp_path, max_size=None)
+    cache.put_prediction("ab" * 32, row(5), 0.1, 0.2)
+    usage = cache.usage()
+    assert (usage["stale"].entries, usage["stale"].bytes) == (1, 700)
+    assert usage["predictions"].entries == 1
+    assert cache.prune(10**9).deleted == 0
+    assert not (tmp_path / CACHE_VERSION / "predictions").exists()
+    assert cache.get_prediction("ab" * 32) is not None
+    cache.close()
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == [
+        CACHE_VERSION,
+        f"{CACHE_VERSION}/{PREDICTIONS_DB}",
+    ]
+    assert is_cache_folder(tmp_path)
+    check_cache_dir(tmp_path)
+
+
+def test_close_moves_the_log_into_the_database_and_a_later_use_opens_it_again(tmp_path: Path) -> None:
+    cache = ShowdownCache(tmp_path)
+    cache.put_prediction("a" * 64, row(1), 0.1, 0.2)
+    log = tmp_path / CACHE_VERSION / f"{PREDICTIONS_DB}-wal"
+    assert log.stat().st_size > 0  # WAL mode: the row is in the log until a checkpoint
+    cache.close()
+    assert not log.exists()
+    assert cache.get_prediction("a" * 64) is not None
