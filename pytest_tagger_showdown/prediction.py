@@ -25,6 +25,10 @@ class Prediction:
     rating: str | None = None
     rating_confidences: Mapping[str, float] = field(default_factory=dict, hash=False)
     probabilities: npt.NDArray[np.float32] | None = field(default=None, compare=False, hash=False)
+    #: The columns of ``probabilities`` at or above the floor, ascending (its compact form's columns,
+    #: :func:`probabilities.stored_row_and_columns`) where the backend found them: recording and
+    #: caching the row reuse them instead of scanning it again. None: found when needed.
+    stored_columns: npt.NDArray[np.int64] | None = field(default=None, compare=False, hash=False, repr=False)
     #: Output columns (tag names) that held NaN or an infinity: such a prediction has no tags and
     #: no rating, and the engine fails its post naming them.
     non_finite: tuple[str, ...] = ()

@@ -64,12 +64,16 @@ def index_dtype(size: int) -> str:
 
 
 def compact_row(
-    probabilities: npt.ArrayLike, floor: float = FLOOR
+    probabilities: npt.ArrayLike, floor: float = FLOOR, columns: npt.NDArray[np.int64] | None = None
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float16]]:
     """The compact form of a probability row ``[T]``: the columns at or above ``floor`` and their
-    values in float16 (``<f2``). What the dataset metrics and the prediction cache keep."""
+    values in float16 (``<f2``). What the dataset metrics and the prediction cache keep.
+
+    ``columns``: those columns when already known (a stored row's ``stored_columns``, see
+    :func:`stored_row_and_columns`), which saves scanning the whole row again (issue 14)."""
     row = np.asarray(probabilities, dtype=np.float32).ravel()
-    columns = np.flatnonzero(row >= floor)
+    if columns is None:
+        columns = np.flatnonzero(row >= floor)
     return columns, row[columns].astype("<f2")
 
 
@@ -83,17 +87,29 @@ def expand_row(size: int, columns: npt.NDArray[Any], values: npt.NDArray[Any]) -
     return row
 
 
+def stored_row_and_columns(
+    probabilities: npt.ArrayLike, floor: float = FLOOR
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+    """:func:`stored_row` ``[T]`` float32 and its columns at or above ``floor`` (its compact form's
+    columns), which recording and caching the row reuse instead of finding them again."""
+    row = np.asarray(probabilities, dtype=np.float32).ravel()
+    columns, values = compact_row(row, floor)
+    return expand_row(row.size, columns, values), columns
+
+
 def stored_row(probabilities: npt.ArrayLike, floor: float = FLOOR) -> npt.NDArray[np.float32]:
     """The row as the run keeps it (compacted and expanded again): what cut-offs are applied to, so
     that a run served from the cache keeps exactly the tags of the run that computed it."""
-    row = np.asarray(probabilities, dtype=np.float32).ravel()
-    return expand_row(row.size, *compact_row(row, floor))
+    return stored_row_and_columns(probabilities, floor)[0]
 
 
-def encode_row(probabilities: npt.ArrayLike, floor: float = FLOOR) -> dict[str, Any]:
-    """A probability row as JSON-safe text: the columns at or above ``floor`` and their float16 values."""
+def encode_row(
+    probabilities: npt.ArrayLike, floor: float = FLOOR, columns: npt.NDArray[np.int64] | None = None
+) -> dict[str, Any]:
+    """A probability row as JSON-safe text: the columns at or above ``floor`` and their float16 values
+    (``columns``: those columns when already known, as in :func:`compact_row`)."""
     row = np.asarray(probabilities, dtype=np.float32).ravel()
-    columns, values = compact_row(row, floor)
+    columns, values = compact_row(row, floor, columns)
     dtype = index_dtype(row.size)
     return {
         "size": int(row.size),
@@ -136,13 +152,15 @@ class RowEncoder:
                 return None
             vocabulary = model_vocabulary.as_ground_truth()
             self._vocabularies[result.tagger] = vocabulary
-        if np.asarray(result.probabilities).size != len(vocabulary):
+        if result.probabilities.size != len(vocabulary):
             return None
+        # The stored columns are those at or above FLOOR: of no use for another floor.
+        columns = result.stored_columns if self.floor == FLOOR else None
         message: dict[str, Any] = {
             "tagger": result.tagger,
             "post_id": result.post_id,
             "vocabulary": vocabulary.digest,
-            "row": encode_row(result.probabilities, self.floor),
+            "row": encode_row(result.probabilities, self.floor, columns),
         }
         if result.tagger not in self._sent:
             message["names"] = list(vocabulary.names)

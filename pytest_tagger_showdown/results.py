@@ -20,7 +20,7 @@ from . import atomic
 from .columns import dumps, post_rows, to_columns
 from .dataset.post import Post
 from .prediction import Prediction
-from .scoring import ShowdownScore, predicted_tags, renamed_tags, score_prediction
+from .scoring import ShowdownScore, predicted_tags, renamed_tags, score_tags
 from .tags import TagCategory, rating_tag
 
 #: 2: ``posts`` stored column-wise (:mod:`columns`); 1: a list of dicts, still read.
@@ -50,6 +50,9 @@ class PostResult:
     #: The model's full output row (vocabulary order) where it has one; not part of the dict form:
     #: it travels compactly through :mod:`pytest_tagger_showdown.probabilities` instead.
     probabilities: npt.NDArray[np.float32] | None = field(default=None, compare=False, repr=False)
+    #: ``Prediction.stored_columns``: the columns of ``probabilities`` at or above the floor, when
+    #: known (the row message reuses them); not part of the dict form either.
+    stored_columns: npt.NDArray[np.int64] | None = field(default=None, compare=False, repr=False)
 
     @property
     def label(self) -> str:
@@ -127,12 +130,13 @@ def post_result(
             preprocess_s=preprocess_s,
             error=error or f"{post.label}: no prediction",
         )
+    predicted = predicted_tags(prediction, aliases)
     return PostResult(
         tagger=tagger,
         post_id=post.id,
         rating=post.rating,
-        score=score_prediction(post, prediction, scored, aliases),
-        predicted=tuple(sorted(predicted_tags(prediction, aliases))),
+        score=score_tags(post, predicted, prediction.rating, scored),
+        predicted=tuple(sorted(predicted)),
         renamed=renamed_tags(prediction, aliases),
         predicted_rating=prediction.rating,
         truth=truth,
@@ -140,6 +144,7 @@ def post_result(
         inference_s=inference_s,
         cached=cached,
         probabilities=prediction.probabilities,
+        stored_columns=prediction.stored_columns,
     )
 
 

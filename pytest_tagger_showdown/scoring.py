@@ -9,7 +9,7 @@ tag while scoring general+character) is neither correct nor incorrect.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from .dataset.post import Post
@@ -60,8 +60,13 @@ class ShowdownScore:
         return self.incorrect - self.incorrect_ratings
 
     def to_dict(self) -> dict[str, Any]:
+        # Fields spelled out: ``dataclasses.asdict`` deep-copies and took half this time (issue 14).
         return {
-            **asdict(self),
+            "correct": self.correct,
+            "incorrect": self.incorrect,
+            "missed": self.missed,
+            "truth_size": self.truth_size,
+            "rating_correct": self.rating_correct,
             "score": self.score,
             "precision": self.precision,
             "recall": self.recall,
@@ -84,7 +89,7 @@ def predicted_tags(prediction: Prediction, aliases: Mapping[str, str] | None = N
     """The prediction's tags in Danbooru spelling, aliases resolved (``aliases`` maps old -> new name:
     Danbooru's tag aliases, antecedent -> consequent, so a tagger trained before a rename is not
     punished for the old name of a right tag)."""
-    names = (normalize_tag(tag) for tag in prediction.tags)
+    names: Iterable[str] = map(normalize_tag, prediction.tags)
     if aliases:
         names = (aliases.get(name, name) for name in names)
     return frozenset(names)
@@ -104,15 +109,26 @@ def score_prediction(
     aliases: Mapping[str, str] | None = None,
 ) -> ShowdownScore:
     """Score one prediction against one post over the tags of ``categories`` plus the rating."""
+    return score_tags(post, predicted_tags(prediction, aliases), prediction.rating, categories)
+
+
+def score_tags(
+    post: Post,
+    predicted: frozenset[str],
+    rating: str | None,
+    categories: Iterable[TagCategory] = tuple(TagCategory),
+) -> ShowdownScore:
+    """:func:`score_prediction` of a prediction's :func:`predicted_tags` and rating, for a caller that
+    needs those tags itself and finds them once."""
     scored = frozenset(categories)
     truth = post.tags_in(scored)
-    unscored = post.tags_in(frozenset(TagCategory) - scored)
-    predicted = predicted_tags(prediction, aliases) - unscored
+    unscored = post.tags.keys() - truth  # the post's tags in the other categories
+    predicted = predicted - unscored
     correct = len(predicted & truth)
     incorrect = len(predicted - truth)
     rating_correct: bool | None = None
-    if prediction.rating is not None:
-        rating_correct = rating_is_right(prediction.rating, post.rating)
+    if rating is not None:
+        rating_correct = rating_is_right(rating, post.rating)
         if rating_correct:
             correct += 1
         else:

@@ -13,7 +13,7 @@ from ..dataset.post import Post
 from ..devices import provider_list
 from ..errors import TaggerLoadError, TaggerRunError
 from ..prediction import Prediction
-from ..probabilities import stored_row
+from ..probabilities import stored_row_and_columns
 from ..tags import TagCategory, normalize_rating, normalize_tag
 from ..vocabulary import RATING_CATEGORY, Vocabulary
 from .base import LoadOptions, TaggerBase
@@ -78,8 +78,12 @@ class OutputLayout:
         self._rating_index = np.flatnonzero(categories == RATING_CATEGORY)
         self._rating_codes = [normalize_rating(vocabulary.names[i]) for i in self._rating_index]
         self._character_index = np.flatnonzero(categories == CHARACTER_CATEGORY)
-        self._general_index = np.flatnonzero(
-            (categories != RATING_CATEGORY) & (categories != CHARACTER_CATEGORY)
+        general = (categories != RATING_CATEGORY) & (categories != CHARACTER_CATEGORY)
+        self._general_index = np.flatnonzero(general)
+        #: Per category: all its columns (for MCut) and, per column, whether it is one of them.
+        self._groups = (
+            (TagCategory.GENERAL, self._general_index, general),
+            (TagCategory.CHARACTER, self._character_index, categories == CHARACTER_CATEGORY),
         )
 
     def prediction(self, row: npt.NDArray[np.float32], thresholds: Thresholds) -> Prediction:
@@ -88,34 +92,36 @@ class OutputLayout:
         a cached row keep exactly the tags a fresh run keeps, and agree with the threshold sweep. A
         row with NaN or infinite outputs gives neither tags nor a rating (``argmax`` over NaN is not
         a rating), only the columns that held them."""
-        broken = np.flatnonzero(~np.isfinite(row))
-        if broken.size:
+        if not np.isfinite(row).all():
+            broken = np.flatnonzero(~np.isfinite(row))
             return Prediction(tags={}, non_finite=tuple(self._names[i] for i in broken))
-        row = stored_row(row)
+        row, stored = stored_row_and_columns(row)
         kept: dict[str, float] = {}
-        for index, category in (
-            (self._general_index, TagCategory.GENERAL),
-            (self._character_index, TagCategory.CHARACTER),
-        ):
-            values = row[index]
+        for category, index, member in self._groups:
             cut = thresholds.for_category(category)
             if thresholds.mcut:
                 # As the official demo: MCut per category, never below 0.15 for characters.
                 floor = MCUT_CHARACTER_FLOOR if category is TagCategory.CHARACTER else 0.0
-                cut = max(floor, mcut_threshold(values))
-            for position in np.flatnonzero(values > cut):
-                kept[self._names[index[position]]] = float(values[position])
+                cut = max(floor, mcut_threshold(row[index]))
+            # Outside the stored columns every value is 0, above no cut >= 0: only they can pass
+            # (a few hundred columns, not the whole row; issue 14).
+            candidates = stored[member[stored]] if cut >= 0 else index
+            passed = candidates[row[candidates] > cut]
+            kept.update(zip([self._names[i] for i in passed.tolist()], row[passed].tolist(), strict=True))
         rating: str | None = None
         confidences: dict[str, float] = {}
         if self._rating_index.size:
-            values = row[self._rating_index]
-            confidences = {
-                code: float(value)
-                for code, value in zip(self._rating_codes, values, strict=True)
-                if code is not None
-            }
-            rating = self._rating_codes[int(np.argmax(values))]
-        return Prediction(tags=kept, rating=rating, rating_confidences=confidences, probabilities=row)
+            values = row[self._rating_index].tolist()  # four values: plain floats beat numpy calls
+            codes = self._rating_codes
+            confidences = {code: value for code, value in zip(codes, values, strict=True) if code is not None}
+            rating = self._rating_codes[values.index(max(values))]  # the first maximum, as argmax
+        return Prediction(
+            tags=kept,
+            rating=rating,
+            rating_confidences=confidences,
+            probabilities=row,
+            stored_columns=stored,
+        )
 
 
 class WD14Tagger(TaggerBase):

@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pytest_tagger_showdown.errors import ShowdownError, TaggerLoadError
 from pytest_tagger_showdown.metrics import evaluate_store, tag_counts
 from pytest_tagger_showdown.probabilities import (
+    FLOOR,
     SOURCE_KEPT_TAGS,
     SOURCE_PROBABILITIES,
     ProbabilityCollector,
     RowEncoder,
+    compact_row,
     decode_row,
     encode_row,
     load_stores,
     save_stores,
+    stored_row_and_columns,
 )
 from pytest_tagger_showdown.results import PostResult
 from pytest_tagger_showdown.scoring import ShowdownScore
@@ -218,3 +224,35 @@ def test_encoder_never_loads_a_tagger_for_a_result_without_probabilities() -> No
     errored = PostResult(tagger="t", post_id=1, rating="g", score=None, error="cannot load")
     assert encoder.encode(_Unloadable(), errored) is None
     assert encoder.encode(_Unloadable(), result(2, "g", ("rating:g",), [0.5] * 7)) is None
+
+
+@given(
+    st.lists(
+        st.one_of(st.sampled_from((0.0, 0.0099, FLOOR, 0.0101, 1.0)), st.floats(0, 1, width=32)), max_size=60
+    )
+)
+def test_a_rows_known_columns_give_the_message_and_compact_form_of_a_full_scan(values: list[float]) -> None:
+    """The row message and the cache's compact form from the stored columns a prediction carries
+    are those of scanning the stored row again (issue 14: found once per post, not three times)."""
+    row, columns = stored_row_and_columns(np.asarray(values, dtype=np.float32))
+    np.testing.assert_array_equal(columns, np.flatnonzero(row >= FLOOR))
+    assert encode_row(row, FLOOR, columns) == encode_row(row)
+    for known, scanned in zip(compact_row(row, FLOOR, columns), compact_row(row), strict=True):
+        assert known.dtype == scanned.dtype
+        np.testing.assert_array_equal(known, scanned)
+
+
+def test_the_encoder_reuses_a_results_stored_columns_only_at_the_floor_they_were_found_at() -> None:
+    """Columns kept at :data:`FLOOR` say nothing about another floor: that encoder scans the row."""
+    row = np.asarray([0.9, 0.1, 0, 0, 0.02, 0.5, 0.005], dtype=np.float32)
+    stored, columns = stored_row_and_columns(row)
+    carried = dataclasses.replace(
+        result(1, "g", ("cat", "rating:g"), None), probabilities=stored, stored_columns=columns
+    )
+    plain = dataclasses.replace(carried, stored_columns=None)
+    for floor in (FLOOR, 0.05):
+        with_columns = RowEncoder(floor).encode(MODEL, carried)
+        without = RowEncoder(floor).encode(MODEL, plain)
+        assert with_columns is not None
+        assert with_columns == without
+        assert decode_row(with_columns["row"])[0].tolist() == ([0, 1, 4, 5] if floor == FLOOR else [0, 1, 5])

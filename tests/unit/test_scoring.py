@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from sklearn.metrics import f1_score, precision_score, recall_score
 
-from pytest_tagger_showdown import Post, Prediction, TagCategory, score_prediction
+from pytest_tagger_showdown import Post, Prediction, ShowdownScore, TagCategory, score_prediction
+from pytest_tagger_showdown.results import post_result
 from tests.helpers.datasets import CO, A, C, G, M
 
 POST = Post(
@@ -93,3 +96,54 @@ def test_counts_match_scikit_learn(truth: set[str], predicted: set[str]) -> None
     assert score.recall == pytest.approx(recall_score(y_true, y_pred))
     assert score.f1 == pytest.approx(f1_score(y_true, y_pred))
     assert score.score == pytest.approx((score.correct - score.incorrect) / (len(truth) + 1))
+
+
+@given(
+    post_tags=st.dictionaries(st.sampled_from(VOCABULARY), st.sampled_from(list(TagCategory)), min_size=1),
+    predicted=st.sets(st.sampled_from([*VOCABULARY, "Tag 1", " tag_2 "])),
+    categories=st.sets(st.sampled_from(list(TagCategory)), min_size=1),
+    rating=st.sampled_from([None, "g", "s", "safe", "e"]),
+    aliases=st.dictionaries(st.sampled_from(VOCABULARY), st.sampled_from(VOCABULARY), max_size=3),
+)
+def test_a_post_result_scores_and_lists_tags_by_the_rule_over_scored_categories(
+    post_tags: dict[str, TagCategory],
+    predicted: set[str],
+    categories: set[TagCategory],
+    rating: str | None,
+    aliases: dict[str, str],
+) -> None:
+    """Counted from the definition, tag by tag: a predicted tag is correct when the post has it in a
+    scored category, ignored when in another one, else incorrect; the rating is one more tag."""
+    post = Post(id=4, md5="3" * 32, rating="s", file_ext="png", tags=post_tags)
+    prediction = Prediction(tags=dict.fromkeys(predicted, 1.0), rating=rating)
+    spelled = {
+        aliases.get(name, name) for name in (tag.strip().lower().replace(" ", "_") for tag in predicted)
+    }
+    truth = {tag for tag, category in post_tags.items() if category in categories}
+    right_rating = None if rating is None else rating in ("s", "safe")
+    correct = sum(1 for tag in spelled if tag in truth) + (right_rating is True)
+    incorrect = sum(1 for tag in spelled if tag not in post_tags) + (right_rating is False)
+    expected = ShowdownScore(correct, incorrect, len(truth) + 1 - correct, len(truth) + 1, right_rating)
+    result = post_result("t", post, categories, prediction, aliases=aliases)
+    assert result.score == expected
+    assert score_prediction(post, prediction, categories, aliases) == expected
+    assert result.predicted == tuple(sorted(spelled))
+    assert result.truth == (*sorted(truth), "rating:s")
+
+
+def test_the_dict_form_holds_every_field_and_the_derived_numbers() -> None:
+    score = ShowdownScore(correct=3, incorrect=2, missed=4, truth_size=7, rating_correct=False)
+    assert score.to_dict() == {
+        "correct": 3,
+        "incorrect": 2,
+        "missed": 4,
+        "truth_size": 7,
+        "rating_correct": False,
+        "score": pytest.approx(1 / 7),
+        "precision": pytest.approx(3 / 5),
+        "recall": pytest.approx(3 / 7),
+        "f1": pytest.approx(2 * 0.6 * (3 / 7) / (0.6 + 3 / 7)),
+        "practical_errors": 1,
+    }
+    assert set(score.to_dict()) >= {field.name for field in dataclasses.fields(ShowdownScore)}
+    assert ShowdownScore.from_dict(score.to_dict()) == score
