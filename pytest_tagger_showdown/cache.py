@@ -543,7 +543,7 @@ class ShowdownCache:
 
     def has_input(self, key: str) -> bool:
         """Whether a prepared input is stored under ``key`` (not read, not checked)."""
-        return self._path("inputs", key).is_file()
+        return self._input_path(key).is_file()
 
     def get_input(self, key: str) -> CachedInput | None:
         entry = self._read_input(key)
@@ -583,11 +583,17 @@ class ShowdownCache:
             return None
 
     def put_prediction(
-        self, key: str, probabilities: npt.ArrayLike, preprocess_s: float, inference_s: float
+        self,
+        key: str,
+        probabilities: npt.ArrayLike,
+        preprocess_s: float,
+        inference_s: float,
+        columns: npt.NDArray[np.int64] | None = None,
     ) -> None:
-        """Store a post's probability row ``[T]`` compactly (the tags at or above the floor, float16)."""
+        """Store a post's probability row ``[T]`` compactly (the tags at or above the floor, float16);
+        ``columns``: those tags' columns when known (``Prediction.stored_columns``)."""
         row = np.asarray(probabilities, dtype=np.float32).ravel()
-        columns, values = compact_row(row, FLOOR)
+        columns, values = compact_row(row, FLOOR, columns)
         dtype = index_dtype(row.size)
         header = {
             "size": int(row.size),

@@ -623,7 +623,9 @@ class Engine:
                 continue
             row = prediction.probabilities
             if prepared.key is not None and self.cache is not None and row is not None:
-                self.cache.put_prediction(prepared.key, row, prepared.preprocess_s, share)
+                self.cache.put_prediction(
+                    prepared.key, row, prepared.preprocess_s, share, prediction.stored_columns
+                )
             results.append(_Done(prediction, prepared.preprocess_s, share, cached=False))
         return results
 
