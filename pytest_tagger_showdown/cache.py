@@ -43,9 +43,12 @@ cached.
 Size limit (``--showdown-cache-max-size``, default 10 GB), least recently used first: a hit marks the
 entry used (an input file's mtime set by one ``utime`` call, atime being unreliable under
 ``noatime``/``relatime``; a prediction's ``used`` column), and eviction deletes the prepared inputs
-with the oldest mtimes, and predictions (about 1 kB each, counted as ``length(key) + length(value)``,
-and all a rerun with new cut-offs needs) only once no input is left, oldest ``used`` first; the
-database file then gives the freed pages back (``auto_vacuum=INCREMENTAL``). Eviction is amortised:
+with the oldest mtimes, and predictions (about 1 kB each, and all a rerun with new cut-offs needs)
+only once no input is left, oldest ``used`` first; the database file is then rewritten to give the
+room back (``VACUUM``). What counts is the disk: input files and the database's files (its log
+moved in every :data:`WAL_PAGES` pages). A prepared input never displaces predictions: a write of one
+evicts inputs only, and an input that would not fit beside the predictions is not stored. Eviction
+is amortised:
 before a write that takes a process past :data:`RESCAN_FRACTION` of the limit since its last scan, it
 rescans the folder and the database and deletes down to :data:`PRUNE_TO` of the limit less that entry;
 so with up to five processes writing at once the cache never exceeds the limit (each adds at most 4%
@@ -78,6 +81,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import atomic
+from .errors import ShowdownError
 from .probabilities import FLOOR, compact_row, expand_row, index_dtype
 
 #: Bump when what an entry means changes (scoring-relevant code, the entry format); old entries are
@@ -96,8 +100,12 @@ PRUNE_TO: Final = 0.8
 STALE_PARTIAL_S: Final = 3600.0
 #: The prediction database, in the version folder.
 PREDICTIONS_DB: Final = "predictions.sqlite"
+#: The prediction database's log is moved into the file after this many pages (4 kB each).
+WAL_PAGES: Final = 100
 #: How long a process waits for another's write to the prediction database (seconds).
 BUSY_TIMEOUT_S: Final = 30.0
+#: SQLite's default page, the unit the database file grows and shrinks by (bytes).
+_PAGE: Final = 4096
 _MAGIC: Final = b"TSC1"
 _HEADER: Final = struct.Struct("<4sIQI")  # magic, crc32, payload length, json length
 _CHUNK: Final = 1 << 20
@@ -291,6 +299,8 @@ class ShowdownCache:
         self._pruning = threading.Lock()
         #: Bytes this process wrote since its last scan; starts full so that the first write scans.
         self._unscanned = float("inf")
+        #: What the entries took after this process's last scan (bytes).
+        self._after_scan = 0
         self._db_path = self._base / PREDICTIONS_DB
         #: The prediction database's connection, opened on first use; used under ``_db_lock``.
         self._db: sqlite3.Connection | None = None
@@ -324,13 +334,13 @@ class ShowdownCache:
                 os.utime(path)
         return entry
 
-    def _write(self, path: Path, data: bytes) -> None:
+    def _write(self, path: Path, data: bytes, *, prepared_input: bool = False) -> None:
         """Write ``data`` at ``path`` atomically; an unwritable cache only costs the speed-up."""
         try:
             if not self.root.is_dir():
                 self._mark_folder()
-            self._make_room(len(data))
-            atomic.write_bytes(path, data)
+            if self._make_room(len(data), displaces_predictions=not prepared_input):
+                atomic.write_bytes(path, data)
         except OSError:
             return
 
@@ -340,8 +350,14 @@ class ShowdownCache:
         if self._db is None:
             if not create and not self._db_path.is_file():
                 return None
-            self._base.mkdir(parents=True, exist_ok=True)
-            self._db = _open_predictions(self._db_path)
+            if create:
+                self._base.mkdir(parents=True, exist_ok=True)
+            try:
+                self._db = _open_predictions(self._db_path)
+            except sqlite3.OperationalError:
+                if create:
+                    raise
+                self._db = _open_read_only(self._db_path)
         return self._db
 
     def _read_prediction(self, key: str) -> tuple[dict[str, Any], bytes] | None:
@@ -368,7 +384,7 @@ class ShowdownCache:
         try:
             if not self.root.is_dir():
                 self._mark_folder()
-            self._make_room(len(key) + len(value))
+            self._make_room(len(key) + len(value), displaces_predictions=True)
             with self._db_lock:
                 db = self._predictions(create=True)
                 if db is not None:
@@ -376,11 +392,16 @@ class ShowdownCache:
         except (OSError, sqlite3.Error):
             return
 
-    def _make_room(self, incoming: int) -> None:
+    def _make_room(self, incoming: int, *, displaces_predictions: bool) -> bool:
         """Count a write before it happens; past :data:`RESCAN_FRACTION` of the limit, scan and
-        evict down to :data:`PRUNE_TO` of it less the entry about to be written (one thread)."""
+        evict down to :data:`PRUNE_TO` of it less the entry about to be written (one thread).
+
+        Returns whether to write it. A prepared input never displaces predictions (they are all a
+        rerun with new cut-offs needs, a thousandth of an input's size): its scan evicts inputs
+        only, and an input that would not fit beside the predictions is not stored. Before, two
+        xdist workers writing inputs into a small cache evicted 597 of 600 predictions."""
         if self.max_size is None:
-            return
+            return True
         with self._lock:
             self._unscanned += incoming
             due = self._unscanned >= RESCAN_FRACTION * self.max_size
@@ -388,9 +409,20 @@ class ShowdownCache:
             try:
                 with self._lock:
                     self._unscanned = incoming
-                self.prune(max(0, int(PRUNE_TO * self.max_size) - incoming))
+                outcome = self.prune(
+                    max(0, int(PRUNE_TO * self.max_size) - incoming), inputs_only=not displaces_predictions
+                )
+                with self._lock:
+                    self._after_scan = outcome.after
             finally:
                 self._pruning.release()
+        if displaces_predictions:
+            return True
+        with self._lock:
+            fits = self._after_scan + self._unscanned <= self.max_size
+            if not fits:
+                self._unscanned -= incoming
+        return fits
 
     def _mark_folder(self) -> None:
         """Keep the cache out of version control and backups, as pytest does with .pytest_cache."""
@@ -439,15 +471,15 @@ class ShowdownCache:
         except (OSError, sqlite3.Error):
             return []
 
-    def _delete_predictions(self, rows: Iterable[tuple[float, int, str]], excess: int) -> tuple[int, int]:
-        """Delete ``rows`` in order, in one transaction, until ``excess`` bytes are gone; a row used
-        since the scan (its ``used`` changed) is spared. Returns (bytes, rows) deleted."""
+    def _delete_predictions(self, rows: Iterable[tuple[float, int, str]], excess: int) -> int:
+        """Delete ``rows`` in order, in one transaction, until they held ``excess`` bytes; a row
+        used since the scan (its ``used`` changed) is spared. Returns the rows deleted."""
         freed = deleted = 0
         try:
             with self._db_lock:
                 db = self._predictions(create=False)
                 if db is None:
-                    return 0, 0
+                    return 0
                 db.execute("BEGIN IMMEDIATE")
                 try:
                     for used, size, key in rows:
@@ -459,14 +491,15 @@ class ShowdownCache:
                 except BaseException:
                     db.execute("ROLLBACK")
                     raise
-                # Give the freed pages back to the file system. It frees one page per step, and
-                # execute() steps a statement without result columns once: executescript runs it
-                # through.
+                # Give the room back to the file system: deleting rows leaves pages part full
+                # (incremental_vacuum frees only empty ones: 3,000 rows pruned to 94 left 50
+                # pages), so the file is rewritten, then the log that holds it moved in and cut.
                 with contextlib.suppress(sqlite3.Error):
-                    db.executescript("PRAGMA incremental_vacuum")
+                    db.execute("VACUUM")
+            self._checkpoint()
         except (OSError, sqlite3.Error):
-            return 0, 0
-        return freed, deleted
+            return 0
+        return deleted
 
     def _stale_folders(self) -> list[Path]:
         """Folders of other cache versions (``v1``... holding this layout's kinds) and this
@@ -481,8 +514,8 @@ class ShowdownCache:
         return [*stale, earlier] if earlier.is_dir() else stale
 
     def usage(self) -> dict[str, KindUsage]:
-        """Entries, bytes and least recent use per kind (``stale`` = other cache versions' files);
-        a prediction counts ``len(key) + len(value)`` bytes."""
+        """Entries, bytes on disk and least recent use per kind (``stale`` = other cache versions'
+        files); the predictions' bytes are the database's files."""
         inputs = self._input_files()
         oldest = min((mtime for mtime, _, _ in inputs), default=None)
         predictions = self._prediction_rows()
@@ -491,27 +524,26 @@ class ShowdownCache:
                 len(inputs), sum(size for _, size, _ in inputs), None if oldest is None else oldest / 1e9
             ),
             "predictions": KindUsage(
-                len(predictions),
-                sum(size for _, size, _ in predictions),
-                predictions[0][0] if predictions else None,
+                len(predictions), self._database_bytes(), predictions[0][0] if predictions else None
             ),
         }
         stale = [p for folder in self._stale_folders() for p in folder.rglob("*") if p.is_file()]
         result["stale"] = KindUsage(len(stale), sum(_size(p) for p in stale))
         return result
 
-    def prune(self, max_size: int) -> PruneOutcome:
-        """Delete other versions' folders, then the least recently used prepared inputs, then the
-        least recently used predictions, until the entries take at most ``max_size`` bytes. Safe
-        while other processes read and write the cache."""
+    def prune(self, max_size: int, *, inputs_only: bool = False) -> PruneOutcome:
+        """Delete other versions' folders, then the least recently used prepared inputs, then (unless
+        ``inputs_only``) the least recently used predictions, until the cache takes at most
+        ``max_size`` bytes on disk (the prediction database's files as they are). Safe while other
+        processes read and write the cache."""
         stale = sum(_size(p) for folder in self._stale_folders() for p in folder.rglob("*") if p.is_file())
         for folder in self._stale_folders():
             shutil.rmtree(folder, ignore_errors=True)
         # Prepared inputs go first, least recently used first: a prediction is about 1 kB against
         # 0.6 MB, and it alone lets a rerun with new cut-offs skip the model.
         inputs = sorted(self._input_files())
-        predictions = self._prediction_rows()
-        total = sum(size for _, size, _ in inputs) + sum(size for _, size, _ in predictions)
+        database = self._database_bytes()
+        total = sum(size for _, size, _ in inputs) + database
         before, deleted = total + stale, 0
         for mtime, size, path in inputs:
             if total <= max_size:
@@ -524,19 +556,75 @@ class ShowdownCache:
                 continue  # evicted by another process meanwhile
             total -= size
             deleted += 1
-        if total > max_size:
-            freed, rows = self._delete_predictions(predictions, total - max_size)
-            total, deleted = total - freed, deleted + rows
+        self._remove_empty_shards()
+        # Rows are deleted by what they hold; the file also holds the key index and free room, so
+        # the excess on disk is scaled to row bytes and the file measured again after; a second
+        # pass, with the file compact, takes what the first fell short by.
+        if total > max_size and not inputs_only:
+            # The log is transient (up to WAL_PAGES pages): moved into the file first, so that no
+            # prediction is evicted for room that the checkpoint gives back.
+            self._checkpoint()
+            now = self._database_bytes()
+            total, database = total + now - database, now
+        for _ in range(0 if inputs_only else 2):
+            predictions = self._prediction_rows()
+            if total <= max_size or not predictions:
+                break
+            stored = sum(size for _, size, _ in predictions)
+            excess = (total - max_size + _PAGE) * stored // max(database, 1)
+            deleted += self._delete_predictions(predictions, excess)
+            now = self._database_bytes()
+            total, database = total + now - database, now
         return PruneOutcome(before, total, deleted)
 
+    def _checkpoint(self) -> None:
+        """Move the prediction database's log into its file and cut the log to nothing."""
+        with contextlib.suppress(OSError, sqlite3.Error), self._db_lock:
+            db = self._predictions(create=False)
+            if db is not None:
+                db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+
+    def _database_bytes(self) -> int:
+        """What the prediction database takes on disk: its file, log and shared-memory index."""
+        return sum(_size(Path(f"{self._db_path}{suffix}")) for suffix in ("", "-wal", "-shm"))
+
+    def _remove_empty_shards(self) -> None:
+        """Shard folders that eviction emptied (a writer that just made one makes it again)."""
+        with contextlib.suppress(OSError):
+            for shard in os.scandir(self._base / "inputs"):
+                with contextlib.suppress(OSError):
+                    os.rmdir(shard.path)
+
     def clear(self) -> int:
-        """Delete every entry and record, the prediction database with its ``-wal`` and ``-shm``
-        files (the folder and its markers stay); returns bytes freed."""
+        """Delete every entry and record of the layout: prepared inputs, the prediction database
+        with its ``-wal`` and ``-shm`` files, fingerprint records, other versions' folders. Other
+        files, the folder and its markers stay. Returns the bytes freed; raises ShowdownError
+        naming what could not be deleted (after deleting the rest)."""
         self.close()
-        freed = 0
-        for folder in [self._base, *self._stale_folders()]:
+        doomed = [
+            *(path for _, _, path in self._input_files()),
+            *(Path(f"{self._db_path}{suffix}") for suffix in ("", "-wal", "-shm")),
+            *(self._base / "taggers").glob("*.json"),
+        ]
+        freed, failed = 0, []
+        for path in doomed:
+            size = _size(path)
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as exc:
+                failed.append(f"{path}: {exc.strerror or exc}")
+                continue
+            freed += size
+        for folder in self._stale_folders():
             freed += sum(_size(p) for p in folder.rglob("*") if p.is_file())
             shutil.rmtree(folder, ignore_errors=True)
+        self._remove_empty_shards()
+        for folder in (self._base / "inputs", self._base / "taggers", self._base):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        if failed:
+            more = f" and {len(failed) - 1} more" if len(failed) > 1 else ""
+            raise ShowdownError(f"cleared {format_size(freed)}, but could not delete {failed[0]}{more}")
         return freed
 
     # -- prepared inputs -------------------------------------------------------------------------
@@ -557,7 +645,11 @@ class ShowdownCache:
 
     def put_input(self, key: str, array: npt.NDArray[Any], preprocess_s: float) -> None:
         header, payload = _array_entry(array)
-        self._write(self._input_path(key), _encode({**header, "preprocess_s": preprocess_s}, payload))
+        self._write(
+            self._input_path(key),
+            _encode({**header, "preprocess_s": preprocess_s}, payload),
+            prepared_input=True,
+        )
 
     # -- predictions -----------------------------------------------------------------------------
 
@@ -649,20 +741,36 @@ def _connect(path: Path) -> sqlite3.Connection:
     """Open the prediction database, making it (and its table) if need be. Raises sqlite3.Error."""
     db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
     try:
-        # Only takes effect in a new, empty database: deletes then give pages back to the file.
-        db.execute("PRAGMA auto_vacuum = INCREMENTAL")
         # Readers never wait for the writer; a network file system refuses WAL (SQLite's
         # documentation), and the default journal then stays.
         db.execute("PRAGMA journal_mode = WAL").fetchall()
         db.execute("PRAGMA synchronous = NORMAL")
+        # The log counts against the size limit: moved into the file every 100 pages (400 kB; the
+        # default is 1,000) and cut back to nothing after.
+        db.execute(f"PRAGMA wal_autocheckpoint = {WAL_PAGES}")
+        db.execute("PRAGMA journal_size_limit = 0").fetchall()
         db.execute(
             "CREATE TABLE IF NOT EXISTS predictions "
-            "(key TEXT PRIMARY KEY, value BLOB NOT NULL, used REAL NOT NULL)"
+            "(key TEXT PRIMARY KEY, value BLOB NOT NULL, used REAL NOT NULL) WITHOUT ROWID"
         )
     except BaseException:
         db.close()
         raise
     return db
+
+
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    """The database opened read-only as an immutable file, for a cache folder this process cannot
+    write: SQLite cannot otherwise read a WAL database there (it must make its ``-shm`` index, as its
+    documentation of WAL says). It then skips the ``-wal`` log, which the last connection of the run
+    that wrote it has moved into the file. Raises sqlite3.Error."""
+    return sqlite3.connect(
+        f"{path.resolve().as_uri()}?immutable=1",
+        uri=True,
+        timeout=BUSY_TIMEOUT_S,
+        isolation_level=None,
+        check_same_thread=False,
+    )
 
 
 def _open_predictions(path: Path) -> sqlite3.Connection:
