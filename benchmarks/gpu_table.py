@@ -103,6 +103,14 @@ def build_dataset(path: Path, count: int, tags: list[str], *, small: bool) -> Pa
     return path
 
 
+_STARTED = time.perf_counter()
+
+
+def progress(message: str) -> None:
+    """A line on stderr with the seconds since the script started: a run cut short shows how far it got."""
+    print(f"[{time.perf_counter() - _STARTED:6.1f} s] {message}", file=sys.stderr, flush=True)
+
+
 def images_per_s(images: int, seconds: float) -> float:
     return round(images / seconds, 1)
 
@@ -192,35 +200,52 @@ def gpu_name() -> str | None:
 
 
 def model_figures(
-    model: Path, images: list[bytes], tensors: list[npt.NDArray[np.float32]], batches: list[int], rounds: int
+    model: Path,
+    images: list[bytes],
+    tensors: list[npt.NDArray[np.float32]],
+    options: argparse.Namespace,
 ) -> dict[str, Any]:
-    """The provider, raw ``session.run`` at each batch size and the naive loop, in images per second."""
+    """The provider, raw ``session.run`` at each batch size and the naive loop, in images per second;
+    SystemExit when the provider is not ``--require-provider``."""
     loaded = session(model)
-    count = len(images)
+    provider = loaded.get_providers()[0]
+    progress(f"model loaded on {provider}")
+    if options.require_provider and provider != options.require_provider:
+        raise SystemExit(f"gpu_table: the model runs on {provider}, not {options.require_provider}")
+    count, rounds, batches = len(images), options.rounds, options.batches
     raw = {
         str(batch): images_per_s(
             max(batch, count // batch * batch), fastest(rounds, partial(raw_seconds, loaded, tensors, batch))
         )
         for batch in batches
     }
+    progress(f"raw {raw}")
     naive = images_per_s(count, fastest(rounds, partial(naive_seconds, loaded, images)))
-    return {"provider": loaded.get_providers()[0], "raw": raw, "naive": naive}
+    progress(f"naive loop {naive}")
+    return {"provider": provider, "raw": raw, "naive": naive}
 
 
 def measure(options: argparse.Namespace, out: Path) -> dict[str, Any]:
     """Every figure of the table, in images per second, and the machine."""
+    figures: dict[str, Any] = {"machine": machine()}
+    progress(f"machine {figures['machine']}")
     model = options.model or ensure_model()
+    figures["model"] = str(model)
+    progress(f"model {model}")
     db = build_dataset(out / "posts.db", options.images, vocabulary(model), small=options.small)
+    progress(f"dataset {db}")
     with Dataset(db) as dataset:
         images = [dataset.image(post.id) for post in dataset.posts()]
     count, rounds = len(images), options.rounds
+    figures.update(images=count, rounds=rounds)
     # Process pools first: they fork, and a process must not fork once onnxruntime has started threads.
     pool = fastest(rounds, lambda: decode_pool(images))
     with ProcessPoolExecutor(available_cores()) as workers:
         tensors = list(workers.map(_model_input, images, chunksize=4))
-    figures: dict[str, Any] = {"images": count, "rounds": rounds, "pool": images_per_s(count, pool)}
+    figures["pool"] = images_per_s(count, pool)
+    progress(f"decode pool {figures['pool']}")
     # The session ends with this call and the tensors below: the device and the memory go to the showdowns.
-    figures.update(model_figures(model / "model.onnx", images, tensors, options.batches, rounds))
+    figures.update(model_figures(model / "model.onnx", images, tensors, options))
     del tensors
     gc.collect()
 
@@ -236,34 +261,46 @@ def measure(options: argparse.Namespace, out: Path) -> dict[str, Any]:
         return times
 
     def best(label: str, *args: str, before: Callable[[], None] = lambda: None) -> None:
+        """The row's figures, or its error: one failing row leaves the others to be measured."""
         taken = []
-        for _ in range(rounds):
-            before()
-            taken.append(showdown(*args))
+        try:
+            for _ in range(rounds):
+                before()
+                taken.append(showdown(*args))
+        except RuntimeError as exc:
+            progress(f"{label} failed: {exc}")
+            figures[label] = {"error": str(exc).splitlines()[0]}
+            return
         figures[label] = {
             "process": images_per_s(count, min(t.wall_s for t in taken)),
             "items": images_per_s(count, min(t.items_s for t in taken)),
         }
+        progress(f"{label} {figures[label]}")
 
     best("cold", "--showdown-no-cache")
-    showdown(*cache)  # fills the cache: prepared inputs and predictions
+    best("cache_fill", *cache)  # prepared inputs and predictions written
     best("inference_only", *cache, before=lambda: drop_predictions(out / "cache"))
     best("cached", *cache)
     if not options.skip_n4:
         best("cold_n4", "--showdown-no-cache", "-n", "4")
-    figures["machine"] = {
+    return figures
+
+
+def machine() -> dict[str, Any]:
+    """The GPU (None without one), the cores this process may use, onnxruntime's version and providers."""
+    return {
         "gpu": gpu_name(),
         "cores": available_cores(),
         "onnxruntime": ort.__version__,
         "providers": ort.get_available_providers(),
-        "model": str(model),
     }
-    return figures
 
 
-def showdown_cell(figure: dict[str, float] | None) -> str:
+def showdown_cell(figure: dict[str, Any] | None) -> str:
     if figure is None:
         return "not run (--skip-n4)"
+    if "error" in figure:
+        return "failed (the error is on stderr)"
     return f"{figure['process']} ({figure['items']} inside pytest's session)"
 
 
@@ -333,6 +370,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=positive, default=1, help="fastest of N (default 1)")
     parser.add_argument("--skip-n4", action="store_true", help="no `-n 4` run")
     parser.add_argument("--small", action="store_true", help="64x64 PNGs instead of the Danbooru-like mix")
+    parser.add_argument(
+        "--require-provider",
+        metavar="NAME",
+        help="stop at once unless the model runs on this provider (CUDAExecutionProvider on a GPU machine)",
+    )
     options = parser.parse_args(argv)
     if options.model is not None and not (options.model / "model.onnx").is_file():
         parser.error(f"--model {options.model}: no model.onnx there")
@@ -347,7 +389,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         (out / "gpu_table.json").write_text(json.dumps(figures) + "\n", encoding="utf-8")
     print(text)
     print(json.dumps(figures))
-    return 0
+    return 1 if any("error" in value for value in figures.values() if isinstance(value, dict)) else 0
 
 
 if __name__ == "__main__":
