@@ -21,6 +21,7 @@ import onnxruntime  # noqa: F401  (imported once here: an in-process run would u
 import pytest
 from PIL import Image
 
+from benchmarks.item_clock import ItemTimer
 from benchmarks.standin_vit import ensure_model
 from pytest_tagger_showdown import Dataset, Post, TagCategory
 from pytest_tagger_showdown.cache import ShowdownCache
@@ -57,13 +58,13 @@ def write_dataset(
     shapes: tuple[tuple[int, int, str], ...] = SHAPES,
 ) -> Path:
     """``count`` posts with realistic images (or 64x64 ones when ``small``; else ``shapes`` in turn)
-    and ~30 tags each."""
+    and 30 tags each (all of ``tags`` when fewer)."""
     rng = np.random.default_rng(seed)
     with Dataset(path, writable=True) as dataset:
         for i in range(count):
             width, height, fmt = (64, 64, "PNG") if small else shapes[i % len(shapes)]
             data = encode(realistic_image(rng, width, height), fmt)
-            chosen = rng.choice(len(tags), size=30, replace=False)
+            chosen = rng.choice(len(tags), size=min(30, len(tags)), replace=False)
             post = Post(
                 id=1000 + i,
                 md5=hashlib.md5(data).hexdigest(),
@@ -99,27 +100,6 @@ def standin() -> Path:
 @pytest.fixture(scope="session")
 def images_db(tmp_path_factory: pytest.TempPathFactory, standin: Path) -> Path:
     return write_dataset(tmp_path_factory.mktemp("images") / "data.db", IMAGES, vocabulary(standin))
-
-
-@dataclass
-class ItemTimer:
-    """A plugin for an inner run: when its first item started and its last item finished."""
-
-    first_start: float | None = None
-    last_finish: float = 0.0
-    items: int = 0
-
-    def pytest_runtest_logstart(self) -> None:
-        if self.first_start is None:
-            self.first_start = time.perf_counter()
-
-    def pytest_runtest_logfinish(self) -> None:
-        self.last_finish = time.perf_counter()
-        self.items += 1
-
-    @property
-    def loop_s(self) -> float:
-        return self.last_finish - (self.first_start or self.last_finish)
 
 
 @dataclass
