@@ -585,8 +585,11 @@ class ShowdownCache:
                 db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
     def _database_bytes(self) -> int:
-        """What the prediction database takes on disk: its file, log and shared-memory index."""
-        return sum(_size(Path(f"{self._db_path}{suffix}")) for suffix in ("", "-wal", "-shm"))
+        """What the prediction database's file takes on disk. Its log (up to :data:`WAL_PAGES`
+        pages, moved into the file before any row is evicted) and shared-memory index (32 kB) live
+        only while connections are open and are not counted: a second trial found predictions
+        evicted for them when another xdist worker's read held the log."""
+        return _size(self._db_path)
 
     def _remove_empty_shards(self) -> None:
         """Shard folders that eviction emptied (a writer that just made one makes it again)."""
@@ -607,7 +610,8 @@ class ShowdownCache:
             *(self._base / "taggers").glob("*.json"),
         ]
         freed, failed = 0, []
-        for path in doomed:
+        stale = [path for folder in self._stale_folders() for path in folder.rglob("*") if path.is_file()]
+        for path in [*doomed, *stale]:
             size = _size(path)
             try:
                 path.unlink(missing_ok=True)
@@ -616,8 +620,12 @@ class ShowdownCache:
                 continue
             freed += size
         for folder in self._stale_folders():
-            freed += sum(_size(p) for p in folder.rglob("*") if p.is_file())
-            shutil.rmtree(folder, ignore_errors=True)
+            inner = [path for path in folder.rglob("*") if path.is_dir()]
+            for path in sorted(inner, key=lambda path: len(path.parts), reverse=True):
+                with contextlib.suppress(OSError):
+                    path.rmdir()
+            with contextlib.suppress(OSError):
+                folder.rmdir()
         self._remove_empty_shards()
         for folder in (self._base / "inputs", self._base / "taggers", self._base):
             with contextlib.suppress(OSError):
