@@ -45,8 +45,9 @@ entry used (an input file's mtime set by one ``utime`` call, atime being unrelia
 ``noatime``/``relatime``; a prediction's ``used`` column), and eviction deletes the prepared inputs
 with the oldest mtimes, and predictions (about 1 kB each, and all a rerun with new cut-offs needs)
 only once no input is left, oldest ``used`` first; the database file is then rewritten to give the
-room back (``VACUUM``). What counts is the disk: input files and the database's files (its log
-moved in every :data:`WAL_PAGES` pages). A prepared input never displaces predictions: a write of one
+room back (``VACUUM``). What counts is the disk: input files and the database file (its log, moved
+into the file every :data:`WAL_PAGES` pages and before any row is evicted, and its 32 kB index live
+only while connections are open and come on top). A prepared input never displaces predictions: a write of one
 evicts inputs only, and an input that would not fit beside the predictions is not stored. Eviction
 is amortised:
 before a write that takes a process past :data:`RESCAN_FRACTION` of the limit since its last scan, it
