@@ -228,6 +228,14 @@ def test_skipped_and_unplanned_requests_still_get_their_own_results(
     same_scores(results, [expected[post.id] for post in order])
 
 
+def assert_only_the_corrupt_post_failed(results: Sequence[PostResult]) -> None:
+    """Post 103 of ``varied_dataset(..., corrupt=103)`` fails with the decode error; no other does."""
+    errors = {r.post_id: r.error for r in results if r.error}
+    assert list(errors) == [103]
+    assert errors[103] is not None
+    assert errors[103].startswith("post103-e: cannot decode the image (12 bytes)")
+
+
 def test_a_corrupt_image_fails_only_its_own_post_and_is_not_cached(
     tmp_path: Path, make_engine: Callable[..., Engine], model: Path
 ) -> None:
@@ -240,10 +248,7 @@ def test_a_corrupt_image_fails_only_its_own_post_and_is_not_cached(
             results = run_all(engine, posts)
         finally:
             engine.close()
-        errors = {r.post_id: r.error for r in results if r.error}
-        assert list(errors) == [103]
-        assert errors[103] is not None
-        assert errors[103].startswith("post103-e: cannot decode the image (12 bytes)")
+        assert_only_the_corrupt_post_failed(results)
         assert [r.cached for r in results if not r.error] == [attempt == 1] * 5
 
 
@@ -281,10 +286,7 @@ def test_a_corrupt_image_in_a_decoding_process_fails_only_its_own_post(tmp_path:
         results = run_all(engine, posts)
     finally:
         engine.close()
-    errors = {r.post_id: r.error for r in results if r.error}
-    assert list(errors) == [103]
-    assert errors[103] is not None
-    assert errors[103].startswith("post103-e: cannot decode the image (12 bytes)")
+    assert_only_the_corrupt_post_failed(results)
 
 
 def test_processes_must_not_be_negative(model: Path, db: Path) -> None:
