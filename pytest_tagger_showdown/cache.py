@@ -355,8 +355,10 @@ class ShowdownCache:
                 self._base.mkdir(parents=True, exist_ok=True)
             try:
                 self._db = _open_predictions(self._db_path)
-            except sqlite3.OperationalError:
-                if create:
+            except sqlite3.OperationalError as exc:
+                # Only a folder this process cannot write is read as an immutable file; before, a
+                # busy database was too, and the process wrote nothing to it for the rest of the run.
+                if create or exc.sqlite_errorcode & 0xFF not in _CANNOT_WRITE:
                     raise
                 self._db = _open_read_only(self._db_path)
         return self._db
@@ -744,15 +746,36 @@ _SCAN: Final = "SELECT used, length(key) + length(value), key FROM predictions O
 _DELETE: Final = "DELETE FROM predictions WHERE key = ? AND used = ?"
 #: SQLite's primary result codes for a file that is not a database, or a damaged one.
 _NOT_A_DATABASE: Final = (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT)
+#: SQLite's primary result codes for a database this process may read but not write.
+_CANNOT_WRITE: Final = (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM)
+#: How often the switch to WAL is tried again while another connection holds the write lock (seconds).
+_WAL_RETRY_S: Final = 0.005
+
+
+def _use_wal(db: sqlite3.Connection) -> None:
+    """Put the database in WAL mode: readers never wait for the writer. A network file system
+    refuses WAL (SQLite's documentation), and the default journal then stays.
+
+    SQLite answers the switch with SQLITE_BUSY at once, without waiting out the busy timeout, while
+    another connection holds the write lock of a file still in the default journal mode: the moment
+    two xdist workers make the database together (CI lost one write of 600 to it). So the switch is
+    tried again for up to :data:`BUSY_TIMEOUT_S`. Raises sqlite3.Error."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode = WAL").fetchall()
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                raise
+        time.sleep(_WAL_RETRY_S)
 
 
 def _connect(path: Path) -> sqlite3.Connection:
     """Open the prediction database, making it (and its table) if need be. Raises sqlite3.Error."""
     db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
     try:
-        # Readers never wait for the writer; a network file system refuses WAL (SQLite's
-        # documentation), and the default journal then stays.
-        db.execute("PRAGMA journal_mode = WAL").fetchall()
+        _use_wal(db)
         db.execute("PRAGMA synchronous = NORMAL")
         # The log counts against the size limit: moved into the file every 100 pages (400 kB; the
         # default is 1,000) and cut back to nothing after.

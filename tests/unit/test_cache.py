@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -495,6 +496,32 @@ def test_two_processes_writing_different_keys_at_once_lose_none(tmp_path: Path) 
             assert hit is not None, (worker, i)
             assert (hit.preprocess_s, hit.inference_s) == (worker, i)
             np.testing.assert_array_equal(hit.probabilities, stored_row(row(i, 50)))
+
+
+@pytest.mark.parametrize("max_size", [None, 10**9], ids=["unbounded", "bounded"])
+def test_writes_wait_for_another_connection_making_the_database(tmp_path: Path, max_size: int | None) -> None:
+    """Before: while another connection held the write lock of the new database, still in the default
+    journal mode, SQLite refused the switch to WAL at once (no busy wait), so the first write was lost
+    (CI: 599 of 600 under two processes); a bounded cache, whose first write opens the database to
+    scan it, then read it as an immutable file and lost every later write too."""
+    path = tmp_path / CACHE_VERSION / PREDICTIONS_DB
+    path.parent.mkdir(parents=True)
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("CREATE TABLE other (x)")
+    holder.execute("BEGIN IMMEDIATE")
+    releases = threading.Timer(0.3, holder.execute, ("COMMIT",))
+    releases.start()
+    cache = ShowdownCache(tmp_path, max_size=max_size)
+    try:
+        for key in range(2):
+            cache.put_prediction(digest("busy", key), row(key, 50), 0.0, float(key))
+    finally:
+        releases.join()
+        holder.close()
+    hits = [cache.get_prediction(digest("busy", key)) for key in range(2)]
+    assert [hit.inference_s if hit else None for hit in hits] == [0.0, 1.0]
+    cache.close()
+    assert stored(tmp_path, "PRAGMA journal_mode") == [("wal",)]
 
 
 @pytest.mark.parametrize(
