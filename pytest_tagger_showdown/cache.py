@@ -250,19 +250,20 @@ def _encode(header: Mapping[str, Any], payload: bytes) -> bytes:
     return _HEADER.pack(_MAGIC, crc, len(payload), len(meta)) + meta + payload
 
 
-def _decode(data: bytes) -> tuple[dict[str, Any], bytes] | None:
-    """The header and payload of an entry, or None when the entry is not whole and intact."""
+def _decode(data: bytes) -> tuple[dict[str, Any], memoryview] | None:
+    """The header and payload of an entry (a view of ``data``: a prepared input is 0.6 MB, and
+    slicing ``bytes`` copied it twice), or None when the entry is not whole and intact."""
     if len(data) < _HEADER.size:
         return None
     magic, crc, payload_length, meta_length = _HEADER.unpack_from(data)
-    body = data[_HEADER.size :]
+    body = memoryview(data)[_HEADER.size :]
     if magic != _MAGIC or len(body) != meta_length + payload_length:
         return None
     meta, payload = body[:meta_length], body[meta_length:]
     if zlib.crc32(payload, zlib.crc32(meta)) != crc:
         return None
     try:
-        header = json.loads(meta)
+        header = json.loads(bytes(meta))
     except ValueError:
         return None
     return (header, payload) if isinstance(header, dict) else None
@@ -281,7 +282,7 @@ def _array_entry(array: npt.NDArray[Any]) -> tuple[dict[str, Any], bytes]:
     return header, contiguous.tobytes()
 
 
-def _array_from(header: Mapping[str, Any], payload: bytes) -> npt.NDArray[Any]:
+def _array_from(header: Mapping[str, Any], payload: memoryview) -> npt.NDArray[Any]:
     stored = np.frombuffer(payload, dtype=np.dtype(str(header["dtype"])))
     shape = tuple(int(n) for n in header["shape"])
     return stored.reshape(shape).astype(np.dtype(str(header["as"])))
@@ -321,7 +322,7 @@ class ShowdownCache:
     def _input_path(self, key: str) -> Path:
         return self._base / "inputs" / key[:2] / f"{key}.entry"
 
-    def _read_input(self, key: str) -> tuple[dict[str, Any], bytes] | None:
+    def _read_input(self, key: str) -> tuple[dict[str, Any], memoryview] | None:
         path = self._input_path(key)
         try:
             data = path.read_bytes()
@@ -363,7 +364,7 @@ class ShowdownCache:
                 self._db = _open_read_only(self._db_path)
         return self._db
 
-    def _read_prediction(self, key: str) -> tuple[dict[str, Any], bytes] | None:
+    def _read_prediction(self, key: str) -> tuple[dict[str, Any], memoryview] | None:
         try:
             with self._db_lock:
                 db = self._predictions(create=False)
