@@ -87,6 +87,7 @@ def summary_tables(
         lines += [
             f"compared with {gate.label} (paired bootstrap, 95% CI; Holm over {len(gate.comparison.taggers)} "
             "tagger(s), family-wise 5%):",
+            *([f"note: {gate.remark}"] if gate.remark else []),
             format_comparison(gate.comparison, gate.margin),
         ]
     return lines

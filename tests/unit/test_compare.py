@@ -29,7 +29,7 @@ def document(scores: dict[str, list[float]], **extra: dict[str, Any]) -> dict[st
         for tagger, values in scores.items()
         for i, s in enumerate(values)
     ]
-    return {"posts": posts, "taggers": {}}
+    return {"posts": posts, "taggers": {}, "categories": ["general"]}
 
 
 def post_scores(seed: int, count: int = 200) -> np.ndarray:
@@ -131,7 +131,8 @@ def test_tags_that_gained_and_lost_most() -> None:
                     "predicted": tags, "predicted_rating": rating,
                 }
                 for i, (tags, rating) in enumerate(zip(predicted, ratings, strict=True))
-            ]
+            ],
+            "categories": ["general"],
         }  # fmt: skip
 
     before = posts([["dog"], ["dog"], []], ["g", "g", "g"])
