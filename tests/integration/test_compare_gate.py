@@ -90,8 +90,9 @@ def test_a_failed_run_saved_by_autosave_never_becomes_latest(
     assert red.ret == 1
     saved = sorted(p.name for p in (pytester.path / ".benchmarks").glob("*/*.json"))
     assert [name[:5] for name in saved] == ["0001_", "0002_"]  # the red run is saved, as asked
-    again, _ = run_showdown(*worse, json_file=None)
+    again, _ = run_showdown(*worse, "--showdown-report", "again.html", json_file=None)
     assert again.ret == 1
+    assert "which failed their gates" in (pytester.path / "again.html").read_text()
     again.stdout.fnmatch_lines(
         [
             "compared with saved run 0001_* (paired bootstrap*",
