@@ -156,9 +156,13 @@ def check_complete(run: SavedRun) -> None:
 
 
 def gate_failures(document: Mapping[str, Any]) -> list[str]:
-    """The failures a saved run's own gates recorded (its ``gates``); empty when it passed or was
-    not gated."""
-    return [str(g["failure"]) for g in document.get("gates") or () if g.get("failure") is not None]
+    """The gates a saved run failed, as ``GATE TAGGER`` (``compare demo-small``) from its recorded
+    ``gates``; empty when it passed or was not gated."""
+    return [
+        f"{g.get('gate')} {g.get('tagger')}"
+        for g in document.get("gates") or ()
+        if g.get("failure") is not None
+    ]
 
 
 def _read(path: Path) -> SavedRun:
@@ -237,7 +241,7 @@ def _with_own_failures(run: SavedRun) -> SavedRun:
     failures = gate_failures(run.document)
     if not failures:
         return run
-    return replace(run, remark=f"{run.name} failed its own gates ({len(failures)}: {failures[0]})")
+    return replace(run, remark=f"{run.name} failed its own gates ({', '.join(failures)})")
 
 
 def _named_run(spec: str, storage: Path) -> SavedRun:

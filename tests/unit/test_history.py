@@ -196,7 +196,7 @@ def test_latest_is_the_newest_run_that_passed_its_gates(storage: Path) -> None:
     # Named explicitly, a failed run may still be the target; the remark says what it is.
     named = find_run("4", storage)
     assert named.name == "0004_red"
-    assert named.remark == "0004_red failed its own gates (1: a: average score dropped)"
+    assert named.remark == "0004_red failed its own gates (compare a)"
 
 
 def test_latest_with_no_run_that_passed_is_an_error(tmp_path: Path) -> None:
