@@ -47,6 +47,8 @@ ALPHA: Final = 0.05
 POWER: Final = 0.8
 #: The seed of every bootstrap (the date of the study), so the same two runs always compare the same.
 SEED: Final = 20230610
+#: A per-post difference SD at most this is no spread: the rounding of scores that all changed alike.
+_NO_SPREAD: Final = 1e-9
 #: Resampled indices generated at once, to bound memory on large runs.
 _CHUNK_CELLS: Final = 1 << 22
 
@@ -210,7 +212,7 @@ class TaggerComparison:
         """Whether the per-post changes have a spread to estimate power from: not with one paired
         post, nor when every post changed by exactly the same amount (an SD of 0 would claim that
         any drop is detected, and that 2 posts detect the margin)."""
-        return self.posts >= 2 and self.change.sd > 0
+        return self.posts >= 2 and self.change.sd > _NO_SPREAD
 
     @property
     def detectable(self) -> float | None:
