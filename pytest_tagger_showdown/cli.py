@@ -252,6 +252,9 @@ def _compare(args: argparse.Namespace) -> int:
         before.document, after.document, resamples=args.resamples, seed=args.seed, top=args.top
     )
     print(f"{before.name} -> {after.name} (paired bootstrap over posts, 95% CI)")
+    for run in (before, after):
+        if run.remark:
+            print(f"note: {run.remark}")
     print(compare.format_comparison(comparison, args.margin))
     failures = compare.regression_failures(comparison, args.margin, before.name)
     for failure in failures:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from statistics import NormalDist
 from typing import Any, Final
 
@@ -47,6 +47,8 @@ ALPHA: Final = 0.05
 POWER: Final = 0.8
 #: The seed of every bootstrap (the date of the study), so the same two runs always compare the same.
 SEED: Final = 20230610
+#: A per-post difference SD at most this is no spread: the rounding of scores that all changed alike.
+_NO_SPREAD: Final = 1e-9
 #: Resampled indices generated at once, to bound memory on large runs.
 _CHUNK_CELLS: Final = 1 << 22
 
@@ -206,17 +208,27 @@ class TaggerComparison:
         return ALPHA / self.family / 2
 
     @property
-    def detectable(self) -> float:
-        """The smallest drop this comparison detects with 80% power at :attr:`level`."""
-        return detectable_drop(self.change.sd, self.posts, self.level)
+    def power_known(self) -> bool:
+        """Whether the per-post changes have a spread to estimate power from: not with one paired
+        post, nor when every post changed by exactly the same amount (an SD of 0 would claim that
+        any drop is detected, and that 2 posts detect the margin)."""
+        return self.posts >= 2 and self.change.sd > _NO_SPREAD
+
+    @property
+    def detectable(self) -> float | None:
+        """The smallest drop this comparison detects with 80% power at :attr:`level`; None when
+        the power is unknown (:attr:`power_known`)."""
+        return detectable_drop(self.change.sd, self.posts, self.level) if self.power_known else None
 
     def posts_for(self, margin: float) -> int | None:
-        """Posts needed to detect a drop of ``margin`` with 80% power at :attr:`level`."""
-        return posts_needed(self.change.sd, margin, self.level)
+        """Posts needed to detect a drop of ``margin`` with 80% power at :attr:`level`; None when
+        the power is unknown or the margin is 0."""
+        return posts_needed(self.change.sd, margin, self.level) if self.power_known else None
 
     def underpowered(self, margin: float) -> bool:
-        """Whether the margin is below the smallest drop this run could detect."""
-        return margin < self.detectable
+        """Whether the margin is below the smallest drop this run could detect, or the power is
+        unknown: then a green verdict promises nothing about drops of the margin's size."""
+        return self.detectable is None or margin < self.detectable
 
 
 @dataclass(frozen=True)
@@ -227,6 +239,9 @@ class RunComparison:
     only_before: tuple[str, ...]
     only_after: tuple[str, ...]
     no_common_posts: tuple[str, ...]
+    #: Per tagger, the posts scored in both runs against different ground truth (their tags or
+    #: rating changed in the dataset): left out of the pairing, and a failure of the gate.
+    changed_truth: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
 
 
 #: What a tagger's entry of a results document records about how it ran; a difference is named.
@@ -234,9 +249,15 @@ FACTS: Final = ("thresholds", "model_fingerprint", "provider", "package_version"
 
 
 def check_comparable(document: Mapping[str, Any], categories: Sequence[str]) -> None:
-    """Raise ShowdownError when a run was scored over other tag categories than ``categories``: its
-    scores mean something else, and a comparison would report a change that is no change."""
-    theirs, ours = sorted(document.get("categories") or categories), sorted(categories)
+    """Raise ShowdownError when a run was scored over other tag categories than ``categories``, or
+    does not say which it was scored over: its scores may mean something else, and a comparison
+    would report a change that is no change."""
+    if not document.get("categories"):
+        raise ShowdownError(
+            "the saved run does not record which tag categories it scored (no 'categories'): "
+            "it cannot be compared; save it again with this version"
+        )
+    theirs, ours = sorted(document["categories"]), sorted(categories)
     if theirs != ours:
         raise ShowdownError(
             f"runs scored over different tag categories cannot be compared: the saved run scored "
@@ -259,6 +280,14 @@ def _fact_text(value: Any) -> str:
         return ",".join(f"{key}={value[key]}" for key in sorted(value))
     text = str(value)
     return text[:12] if len(text) == 64 else text  # a hash: its start is enough
+
+
+def _same_truth(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
+    """Whether a post was scored against the same ground truth in both runs: its scored tags with
+    the rating pseudo-tag (``truth``) and its rating."""
+    return sorted(before.get("truth") or ()) == sorted(after.get("truth") or ()) and before.get(
+        "rating"
+    ) == after.get("rating")
 
 
 def _scored_posts(document: Mapping[str, Any]) -> dict[str, dict[int, Mapping[str, Any]]]:
@@ -303,12 +332,18 @@ def compare_runs(
     top: int = 5,
 ) -> RunComparison:
     """Compare two results documents (``--showdown-json`` or a saved run's ``tagger_showdown``)."""
-    check_comparable(before, after.get("categories") or before.get("categories") or ())
+    for document in (after, before):
+        check_comparable(document, after.get("categories") or ())
     old, new = _scored_posts(before), _scored_posts(after)
     compared: list[TaggerComparison] = []
     no_common: list[str] = []
+    changed_truth: dict[str, tuple[int, ...]] = {}
     for tagger in sorted(set(old) & set(new)):
-        common = sorted(set(old[tagger]) & set(new[tagger]))
+        both = sorted(set(old[tagger]) & set(new[tagger]))
+        common = [i for i in both if _same_truth(old[tagger][i], new[tagger][i])]
+        changed = tuple(i for i in both if not _same_truth(old[tagger][i], new[tagger][i]))
+        if changed:
+            changed_truth[tagger] = changed
         if not common:
             no_common.append(tagger)
             continue
@@ -339,6 +374,7 @@ def compare_runs(
         only_before=tuple(sorted(set(old) - set(new))),
         only_after=tuple(sorted(set(new) - set(old))),
         no_common_posts=tuple(no_common),
+        changed_truth=changed_truth,
     )
 
 
@@ -347,6 +383,13 @@ def _tags_text(changes: Sequence[TagChange]) -> str:
 
 
 def _power_text(c: TaggerComparison, margin: float) -> str:
+    if c.detectable is None:
+        spread = (
+            "one paired post"
+            if c.posts < 2
+            else f"all {c.posts} paired posts changed by {c.change.mean:+.3f}"
+        )
+        return f"power unknown: no spread of per-post changes to estimate it from ({spread})"
     needed = c.posts_for(margin)
     posts = f"{needed} posts would detect the margin" if needed is not None else "no post count detects 0"
     return f"detects drops of {c.detectable:.3f} or more with 80% power; {posts}"
@@ -364,9 +407,16 @@ def regression_failures(comparison: RunComparison, margin: float, label: str) ->
         if c.regressed(margin)
     ]
     failures += [
+        f"{tagger}: cannot compare against {label}: {len(posts)} post(s) scored in both runs have "
+        f"different ground truth (tags or rating changed in the dataset; post(s) "
+        f"{', '.join(map(str, posts[:5]))}{', ...' if len(posts) > 5 else ''}): compare runs of one dataset"
+        for tagger, posts in sorted(comparison.changed_truth.items())
+    ]
+    failures += [
         f"{tagger}: cannot compare against {label}: no post was scored in both runs "
         "(a different dataset, rating or limit?)"
         for tagger in comparison.no_common_posts
+        if tagger not in comparison.changed_truth
     ]
     return failures
 
@@ -375,7 +425,13 @@ def power_notes(comparison: RunComparison, margin: float) -> list[str]:
     """One line per tagger whose margin is below the smallest drop this run can detect: its green
     verdict says less than the margin promises."""
     return [
-        f"{c.tagger}: margin {margin:.3f} is below what this run can detect: {_power_text(c, margin)}"
+        f"{c.tagger}: margin {margin:.3f} "
+        + (
+            "is below what this run can detect: "
+            if c.power_known
+            else "may be below what this run can detect: "
+        )
+        + _power_text(c, margin)
         for c in comparison.taggers
         if c.underpowered(margin) and not c.regressed(margin)
     ]
@@ -426,7 +482,7 @@ def comparison_rows(comparison: RunComparison, margin: float) -> list[tuple[str,
                 f"{c.change.mean:+.3f}",
                 f"[{c.change.low:+.3f}, {c.change.high:+.3f}]",
                 f"{c.adjusted_p:.4f}",
-                f"{c.detectable:.3f}",
+                "-" if c.detectable is None else f"{c.detectable:.3f}",
                 "-" if needed is None else str(needed),
                 _verdict(c, margin),
                 "; ".join(c.differences) or "-",
@@ -472,6 +528,8 @@ class CompareGate:
     margin: float
     comparison: RunComparison
     failures: tuple[str, ...]
+    #: How the saved run was chosen, when a reader should know (:attr:`history.SavedRun.remark`).
+    remark: str | None = None
 
     @property
     def verdicts(self) -> dict[str, str | None]:
@@ -484,8 +542,14 @@ class CompareGate:
 
 
 def gate_against(
-    before: Mapping[str, Any], after: Mapping[str, Any], *, label: str, margin: float
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+    *,
+    label: str,
+    margin: float,
+    remark: str | None = None,
 ) -> CompareGate:
     """Compare a finished run (``after``) with a saved one and apply the gate rule."""
     comparison = compare_runs(before, after)
-    return CompareGate(label, margin, comparison, tuple(regression_failures(comparison, margin, label)))
+    failures = tuple(regression_failures(comparison, margin, label))
+    return CompareGate(label, margin, comparison, failures, remark)

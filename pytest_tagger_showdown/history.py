@@ -12,7 +12,10 @@ own hooks and storage, so the file, its name (``NNNN_<name>.json``) and its fiel
 pytest-benchmark would have written.
 
 A run is named on the command line by a file path, by a saved run's number or name prefix
-(``0003``, ``0003_mybranch``) or by ``latest`` (the newest saved run with showdown results).
+(``0003``, ``0003_mybranch``) or by ``latest``: the newest saved run with showdown results that
+passed its gates (:func:`gate_failures`), so that a red build, saved by ``--benchmark-autosave``,
+never becomes the baseline that turns its own rerun green. A run stopped by Ctrl-C (``interrupted``)
+is refused wherever it is named: its scores cover only the posts that ran.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import json
 import platform
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -49,6 +52,9 @@ class SavedRun:
     document: Mapping[str, Any]
     datetime: str | None = None
     commit: str | None = None
+    #: How the run was chosen, when a reader should know: ``latest`` skipped runs that failed their
+    #: gates, or the run named failed its own gates.
+    remark: str | None = None
 
 
 def save_in_benchmark(output_json: dict[str, Any], document: Mapping[str, Any]) -> None:
@@ -132,7 +138,34 @@ def machine_id() -> str:
 
 
 def read_run(path: Path) -> SavedRun:
-    """A saved benchmark JSON carrying showdown results, or a ``--showdown-json`` document."""
+    """A saved benchmark JSON carrying showdown results, or a ``--showdown-json`` document; raises
+    ShowdownError when it is neither, or when it is an interrupted run (:func:`check_complete`)."""
+    run = _read(path)
+    check_complete(run)
+    return run
+
+
+def check_complete(run: SavedRun) -> None:
+    """Raise ShowdownError for a run stopped by Ctrl-C: its scores cover only the posts that ran, so
+    as a compare target or merge input it would hide a drop on the posts that did not."""
+    if run.document.get("interrupted"):
+        raise ShowdownError(
+            f"{run.path} is an interrupted run (stopped before every post ran): it can be neither "
+            "compared nor merged; run it again to the end"
+        )
+
+
+def gate_failures(document: Mapping[str, Any]) -> list[str]:
+    """The gates a saved run failed, as ``GATE TAGGER`` (``compare demo-small``) from its recorded
+    ``gates``; empty when it passed or was not gated."""
+    return [
+        f"{g.get('gate')} {g.get('tagger')}"
+        for g in document.get("gates") or ()
+        if g.get("failure") is not None
+    ]
+
+
+def _read(path: Path) -> SavedRun:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -172,17 +205,49 @@ def saved_runs(storage: Path) -> list[SavedRun]:
     return runs
 
 
+def latest_run(storage: Path) -> SavedRun:
+    """The newest saved run in ``storage`` that passed its gates (``latest``), its :attr:`remark`
+    naming the newer runs it skipped; raises ShowdownError when none passed."""
+    runs = saved_runs(storage)
+    if not runs:
+        raise ShowdownError(f"no saved run with showdown results in {storage}")
+    failed = [run for run in runs if gate_failures(run.document)]
+    passed = [run for run in runs if not gate_failures(run.document)]
+    if not passed:
+        raise ShowdownError(
+            f"no saved run in {storage} passed its gates ({', '.join(r.name for r in failed)} failed): "
+            "name one by its number to compare with it anyway"
+        )
+    chosen = passed[-1]
+    skipped = [run.name for run in failed if runs.index(run) > runs.index(chosen)]
+    if not skipped:
+        return chosen
+    remark = f"latest is {chosen.name}: skipped {', '.join(skipped)}, which failed their gates"
+    return replace(chosen, remark=remark)
+
+
 def find_run(spec: str, storage: Path = DEFAULT_STORAGE) -> SavedRun:
-    """The run ``spec`` names: a file, ``latest``, a saved run's number (``1`` or ``0001``) or a
-    prefix of its name in ``storage``; raises ShowdownError naming the saved runs when none matches."""
+    """The run ``spec`` names: a file, ``latest`` (:func:`latest_run`), a saved run's number (``1``
+    or ``0001``) or a prefix of its name in ``storage``; raises ShowdownError naming the saved runs
+    when none matches, or when the run is interrupted. A run named explicitly that failed its own
+    gates is returned with a :attr:`SavedRun.remark` saying so."""
+    if spec == LATEST and not Path(spec).is_file():
+        return latest_run(storage)
+    return _with_own_failures(_named_run(spec, storage))
+
+
+def _with_own_failures(run: SavedRun) -> SavedRun:
+    """A run named explicitly may have failed its own gates: allowed, and said."""
+    failures = gate_failures(run.document)
+    if not failures:
+        return run
+    return replace(run, remark=f"{run.name} failed its own gates ({', '.join(failures)})")
+
+
+def _named_run(spec: str, storage: Path) -> SavedRun:
     candidate = Path(spec)
     if candidate.is_file():
         return read_run(candidate)
-    if spec == LATEST:
-        runs = saved_runs(storage)
-        if not runs:
-            raise ShowdownError(f"no saved run with showdown results in {storage}")
-        return runs[-1]
     # A bare number is pytest-benchmark's run number, which it writes with four digits (1 -> 0001_).
     prefix = f"{int(spec):04d}_" if spec.isdigit() else spec
     matches = [p for p in _saved_files(storage) if p.name.startswith(prefix)]
@@ -244,9 +309,17 @@ def history_rows(runs: Iterable[SavedRun], tagger: str | None = None) -> list[di
                     "mAP": overall.get("map"),
                     "distance score": metrics.get(name, {}).get("distance_score"),
                     "avg s/img": summary.get("avg_runtime_s"),
+                    "gates": _gates_text(run.document),
                 }
             )
     return rows
+
+
+def _gates_text(document: Mapping[str, Any]) -> str | None:
+    """``failed`` or ``passed`` for a gated run (``latest`` skips failed ones), None when ungated."""
+    if "gates" not in document:
+        return None
+    return "failed" if gate_failures(document) else "passed"
 
 
 def format_history(runs: Sequence[SavedRun], tagger: str | None = None) -> str:

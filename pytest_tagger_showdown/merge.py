@@ -111,7 +111,7 @@ def merge_runs(runs: Sequence[SavedRun]) -> RunAnalysis:
         },
         extra={
             **{name: first[name] for name in RUN_FACTS if name in first},
-            "interrupted": any(run.document.get("interrupted") for run in runs),
+            "interrupted": False,  # read_run refuses an interrupted shard
             "shard": None,
             "thresholds": first.get("thresholds"),
             "merged_from": [str(r.path) for r in runs],

@@ -37,7 +37,10 @@ def write_outputs(
     """Write the files asked for; returns the paths written and, per file that could not be written,
     a line naming it and the error (the others are still written). The JSON brings its probability
     store along."""
-    comparison = None if gate is None else (gate.comparison, gate.margin, gate.label)
+    comparison = None
+    if gate is not None:
+        label = f"{gate.label} ({gate.remark})" if gate.remark else gate.label
+        comparison = (gate.comparison, gate.margin, label)
     jobs: list[tuple[Path, Callable[[Path], object]]] = []
     if json_path is not None:
         jobs.append((json_path, lambda path: write_results(path, analysis.document)))
@@ -87,6 +90,7 @@ def summary_tables(
         lines += [
             f"compared with {gate.label} (paired bootstrap, 95% CI; Holm over {len(gate.comparison.taggers)} "
             "tagger(s), family-wise 5%):",
+            *([f"note: {gate.remark}"] if gate.remark else []),
             format_comparison(gate.comparison, gate.margin),
         ]
     return lines

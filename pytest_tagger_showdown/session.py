@@ -31,7 +31,7 @@ from .history import SavedRun, find_run, save_in_benchmark, save_run, storage_pa
 from .options import named_where_set, read_settings
 from .outputs import summary_tables, write_outputs, write_summary
 from .pool import TaggerPool
-from .probabilities import ROW_PROPERTY, ProbabilityCollector, RowEncoder
+from .probabilities import ROW_PROPERTY, ProbabilityCollector, RowEncoder, probabilities_path
 from .progress import Progress, is_compact
 from .results import RESULT_PROPERTY, PostResult, package_version
 from .settings import ShowdownSettings, check_output_paths, check_tagger_names
@@ -178,7 +178,10 @@ class ShowdownSession:
                 check_comparable(session.compare_run.document, [c.value for c in settings.categories])
             except (ValueError, ShowdownError) as exc:
                 raise usage_error(named_where_set(config, f"--showdown-compare: {exc}")) from exc
-        inputs = {"--showdown-compare": session.compare_run.path} if session.compare_run else {}
+        inputs: dict[str, Path] = {}
+        if session.compare_run is not None:
+            inputs["--showdown-compare"] = session.compare_run.path
+            inputs["--showdown-compare's probability store"] = probabilities_path(session.compare_run.path)
         if config.inipath is not None:
             inputs[f"the ini file {config.inipath.name}"] = config.inipath
         try:
@@ -582,6 +585,7 @@ class ShowdownSession:
                 analysis.document,
                 label=f"saved run {self.compare_run.name}",
                 margin=self.settings.compare_margin,
+                remark=self.compare_run.remark,
             )
             verdicts += [GateVerdict("compare", n, f) for n, f in self.compare_gate.verdicts.items()]
         self.verdicts = verdicts
@@ -696,8 +700,14 @@ class ShowdownSession:
 
 
 def dataset_fingerprint(posts: Iterable[Post]) -> str:
-    """sha256 over the run's posts as sorted ``id:md5`` lines: two runs on the same posts match."""
-    lines = sorted(f"{post.id}:{post.md5}" for post in posts)
+    """sha256 over the run's posts, one sorted line each of what a score depends on: id, image md5,
+    rating and every tag with its category. Two runs match when they ran the same posts with the
+    same ground truth (a retagged post or a re-categorised tag changes it)."""
+    lines = sorted(
+        f"{post.id}:{post.md5}:{post.rating}:"
+        + " ".join(f"{tag}={post.tags[tag].value}" for tag in sorted(post.tags))
+        for post in posts
+    )
     return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
+import sqlite3
 
 import pytest
 
@@ -71,3 +74,91 @@ def test_an_unknown_run_is_a_usage_error(pytester: pytest.Pytester, run_showdown
     result, _ = run_showdown("--tagger", "bright", "--showdown-db", str(db), "--showdown-compare", "0042")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*tagger-showdown: --showdown-compare: no saved run '0042'*"])
+
+
+def test_a_failed_run_saved_by_autosave_never_becomes_latest(
+    pytester: pytest.Pytester, run_showdown: ShowdownRun
+) -> None:
+    """Before: the README's setup (--benchmark-autosave with --showdown-compare latest) saved a red
+    run as the newest, and rerunning the red build compared with it and passed."""
+    db = install_brightness_tagger(pytester)
+    common = ["--tagger", "bright", "--showdown-db", str(db), "--benchmark-autosave"]
+    first, _ = run_showdown(*common, json_file=None, distribute=False)
+    assert first.ret == 0
+    worse = [*common, "--showdown-compare", "latest", "--showdown-threshold", "bright:0.9999"]
+    red, _ = run_showdown(*worse, json_file=None)
+    assert red.ret == 1
+    saved = sorted(p.name for p in (pytester.path / ".benchmarks").glob("*/*.json"))
+    assert [name[:5] for name in saved] == ["0001_", "0002_"]  # the red run is saved, as asked
+    again, _ = run_showdown(*worse, "--showdown-report", "again.html", json_file=None)
+    assert again.ret == 1
+    assert "which failed their gates" in (pytester.path / "again.html").read_text()
+    again.stdout.fnmatch_lines(
+        [
+            "compared with saved run 0001_* (paired bootstrap*",
+            "note: latest is 0001_*: skipped 0002_*, which failed their gates",
+            "FAIL compare: bright: average score dropped by 0.333 against saved run 0001_*",
+        ]
+    )
+
+
+def test_saved_runs_the_gate_cannot_judge_are_usage_errors(
+    pytester: pytest.Pytester, run_showdown: ShowdownRun
+) -> None:
+    """Before: an interrupted run and a run without ``categories`` were compared with (and hid
+    drops), and an output named like the compared run's probability store replaced it."""
+    db = install_brightness_tagger(pytester)
+    common = ["--tagger", "bright", "--showdown-db", str(db)]
+    first, base = run_showdown(*common, json_file="base.json", distribute=False)
+    assert first.ret == 0
+    store = pytester.path / "base.probabilities.npz"
+    stored = store.read_bytes()
+    for option in ("--showdown-report", "--showdown-json"):
+        result, _ = run_showdown(
+            *common, "--showdown-compare", "base.json", option, str(store), json_file=None
+        )
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines(
+            [
+                f"*tagger-showdown: {option} {store} is the same file as "
+                "--showdown-compare's probability store*"
+            ]
+        )
+        assert store.read_bytes() == stored
+    (pytester.path / "ki.json").write_text(json.dumps({**base, "interrupted": True}))
+    partial, _ = run_showdown(*common, "--showdown-compare", "ki.json")
+    assert partial.ret == pytest.ExitCode.USAGE_ERROR
+    partial.stderr.fnmatch_lines(["*tagger-showdown: --showdown-compare: ki.json is an interrupted run*"])
+    (pytester.path / "nocat.json").write_text(
+        json.dumps({k: v for k, v in base.items() if k != "categories"})
+    )
+    unknown, _ = run_showdown(*common, "--showdown-compare", "nocat.json")
+    assert unknown.ret == pytest.ExitCode.USAGE_ERROR
+    unknown.stderr.fnmatch_lines(["*--showdown-compare: the saved run does not record which tag categories*"])
+
+
+def test_posts_retagged_since_the_saved_run_fail_the_compare_gate(
+    pytester: pytest.Pytester, run_showdown: ShowdownRun
+) -> None:
+    """Before: the dataset fingerprint ignored tags, and retagged posts were compared as if only the
+    tagger had changed (here the retagging makes the same tagger look worse)."""
+    db = install_brightness_tagger(pytester)
+    first, _ = run_showdown(
+        "--tagger", "bright", "--showdown-db", str(db), json_file="base.json", distribute=False
+    )
+    assert first.ret == 0
+    retagged = pytester.path / "retagged.db"
+    shutil.copy(db, retagged)
+    with contextlib.closing(sqlite3.connect(retagged)) as connection, connection:
+        connection.execute("UPDATE post_tags SET tag = 'grey_background' WHERE tag = 'white_background'")
+    result, _ = run_showdown(
+        "--tagger", "bright", "--showdown-db", str(retagged), "--showdown-compare", "base.json"
+    )
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(
+        [
+            "FAIL compare: bright: cannot compare against saved run base: 4 post(s) scored in both runs have "
+            "different ground truth (tags or rating changed in the dataset; post(s) 200, 202, 204, 206): "
+            "compare runs of one dataset"
+        ]
+    )

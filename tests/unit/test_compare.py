@@ -18,8 +18,11 @@ from pytest_tagger_showdown.compare import (
     posts_needed,
     regression_failures,
 )
+from pytest_tagger_showdown.dataset.post import Post
 from pytest_tagger_showdown.errors import ShowdownError
+from pytest_tagger_showdown.session import dataset_fingerprint
 from pytest_tagger_showdown.settings import build_settings
+from pytest_tagger_showdown.tags import TagCategory
 
 
 def document(scores: dict[str, list[float]], **extra: dict[str, Any]) -> dict[str, Any]:
@@ -29,7 +32,7 @@ def document(scores: dict[str, list[float]], **extra: dict[str, Any]) -> dict[st
         for tagger, values in scores.items()
         for i, s in enumerate(values)
     ]
-    return {"posts": posts, "taggers": {}}
+    return {"posts": posts, "taggers": {}, "categories": ["general"]}
 
 
 def post_scores(seed: int, count: int = 200) -> np.ndarray:
@@ -131,7 +134,8 @@ def test_tags_that_gained_and_lost_most() -> None:
                     "predicted": tags, "predicted_rating": rating,
                 }
                 for i, (tags, rating) in enumerate(zip(predicted, ratings, strict=True))
-            ]
+            ],
+            "categories": ["general"],
         }  # fmt: skip
 
     before = posts([["dog"], ["dog"], []], ["g", "g", "g"])
@@ -254,3 +258,75 @@ def test_noise_alone_fails_at_most_five_percent_of_runs_with_three_taggers() -> 
 def test_a_true_drop_of_a_tenth_is_caught_at_200_posts() -> None:
     _, caught = _false_alarms_and_hits(trials=200, posts=200, drop=0.10, seed=2025)
     assert caught >= 0.90
+
+
+def test_a_run_that_does_not_say_its_categories_is_refused() -> None:
+    """Before: a saved run without ``categories`` was taken to match whatever the other run scored."""
+    old, new = document({"a": [0.1, 0.2]}), document({"a": [0.3, 0.4]})
+    del old["categories"]
+    for pair in ((old, new), (new, old)):
+        with pytest.raises(ShowdownError, match="does not record which tag categories it scored"):
+            compare_runs(*pair)
+
+
+def test_posts_whose_ground_truth_changed_are_not_paired_and_fail_the_gate() -> None:
+    """Before: 19 posts retagged in the dataset were compared as if nothing but the tagger changed."""
+    scores = post_scores(3, count=40).tolist()
+    old = document({"a": scores}, a={"truth": ["cat", "rating:g"]})
+    new = document({"a": scores}, a={"truth": ["cat", "rating:g"]})
+    for post in new["posts"][:19]:
+        post["truth"] = ["dog", "rating:g"]
+    new["posts"][19]["rating"] = "s"
+    comparison = compare_runs(old, new)
+    (a,) = comparison.taggers
+    assert a.posts == 20  # the 20 posts scored against the same truth
+    assert comparison.changed_truth == {"a": tuple(range(20))}
+    (failure,) = regression_failures(comparison, 0.02, "run 1")
+    assert failure == (
+        "a: cannot compare against run 1: 20 post(s) scored in both runs have different ground truth "
+        "(tags or rating changed in the dataset; post(s) 0, 1, 2, 3, 4, ...): compare runs of one dataset"
+    )
+    gate = gate_against(old, new, label="run 1", margin=0.02)
+    assert gate.verdicts == {"a": failure}
+    # Every paired post changed: one failure, for the truth, not "no post in common" as well.
+    for post in new["posts"]:
+        post["truth"] = ["dog"]
+    every = compare_runs(old, new)
+    assert every.no_common_posts == ("a",)
+    assert [f.split(": ")[2][:3] for f in regression_failures(every, 0.02, "run 1")] == ["40 "]
+
+
+@pytest.mark.parametrize(("before", "after"), [([0.5], [0.5]), ([0.5, 0.2, 0.1], [0.4, 0.1, 0.0])])
+def test_a_comparison_without_spread_has_unknown_power(before: list[float], after: list[float]) -> None:
+    """Before: one paired post (or posts that all changed alike) printed "detectable 0.000, posts for
+    margin 2" and no underpowered flag: artefacts of an SD of 0."""
+    comparison = compare_runs(document({"a": before}), document({"a": after}))
+    (a,) = comparison.taggers
+    assert (a.detectable, a.posts_for(0.02), a.underpowered(0.02)) == (None, None, True)
+    text = format_comparison(comparison, 0.2)  # a margin the change of -0.1 stays within
+    row = next(line for line in text.splitlines() if line.startswith("a "))
+    assert row.split()[-4:] == ["-", "-", "~", "(underpowered)"]
+    spread = "one paired post" if len(before) == 1 else "all 3 paired posts changed by -0.100"
+    assert (
+        "note: a: margin 0.200 may be below what this run can detect: power unknown: no spread of "
+        f"per-post changes to estimate it from ({spread})"
+    ) in text
+
+
+def test_the_dataset_fingerprint_covers_the_ground_truth() -> None:
+    """Before: it was sha256 over ``id:md5`` only, so retagging posts left it unchanged."""
+
+    def post(md5: str = "a" * 32, rating: str = "g", **tags: TagCategory) -> Post:
+        return Post(id=7, md5=md5, rating=rating, file_ext="png", tags=tags)
+
+    base = post(cat=TagCategory.GENERAL, miku=TagCategory.CHARACTER)
+    variants = [
+        post(dog=TagCategory.GENERAL, miku=TagCategory.CHARACTER),  # a tag renamed
+        post(cat=TagCategory.GENERAL, miku=TagCategory.GENERAL),  # a tag re-categorised
+        post(rating="s", cat=TagCategory.GENERAL, miku=TagCategory.CHARACTER),
+        post(md5="b" * 32, cat=TagCategory.GENERAL, miku=TagCategory.CHARACTER),
+    ]
+    prints = {dataset_fingerprint([p]) for p in [base, *variants]}
+    assert len(prints) == 5
+    reordered = post(miku=TagCategory.CHARACTER, cat=TagCategory.GENERAL)
+    assert dataset_fingerprint([reordered]) == dataset_fingerprint([base])

@@ -34,7 +34,7 @@ def showdown_document(scores: dict[str, list[float]], runtime: float = 0.5) -> d
         for t, v in scores.items()
     }
     metrics = {t: {"overall": {"f1_at_equal_pr": 0.61, "map": 0.42}, "distance_score": 0.3} for t in scores}
-    return {"format": 1, "posts": posts, "taggers": taggers, "metrics": metrics}
+    return {"format": 1, "posts": posts, "taggers": taggers, "metrics": metrics, "categories": ["general"]}
 
 
 def save(storage: Path, name: str, document: dict[str, Any] | None, machine: str = MACHINE) -> Path:
@@ -175,3 +175,52 @@ def test_compare_command_exit_status(
     assert main(["compare", "0005", "0005", "--storage", str(storage)]) == 0
     assert main(["compare", "0005", "0042", "--storage", str(storage)]) == 2
     assert "no saved run '0042'" in capsys.readouterr().err
+
+
+def gated(document: dict[str, Any], failure: str | None) -> dict[str, Any]:
+    """The document as the plugin saves a gated run: its gates' verdicts recorded."""
+    return {**document, "gates": [{"gate": "compare", "tagger": "a", "failure": failure}]}
+
+
+def test_latest_is_the_newest_run_that_passed_its_gates(storage: Path) -> None:
+    """Before: a red build saved by --benchmark-autosave became ``latest``, so its rerun compared
+    with itself and passed."""
+    save(storage, "0004_red", gated(showdown_document({"a": [0.0, 0.1]}), "a: average score dropped"))
+    save(storage, "0005_red", gated(showdown_document({"a": [0.0, 0.0]}), "a: average score dropped"))
+    latest = find_run("latest", storage)
+    assert latest.name == "0003_second"
+    assert latest.remark == "latest is 0003_second: skipped 0004_red, 0005_red, which failed their gates"
+    save(storage, "0006_green", gated(showdown_document({"a": [0.3, 0.5]}), None))
+    assert find_run("latest", storage).name == "0006_green"
+    assert find_run("latest", storage).remark is None
+    # Named explicitly, a failed run may still be the target; the remark says what it is.
+    named = find_run("4", storage)
+    assert named.name == "0004_red"
+    assert named.remark == "0004_red failed its own gates (compare a)"
+
+
+def test_latest_with_no_run_that_passed_is_an_error(tmp_path: Path) -> None:
+    storage = tmp_path / ".benchmarks"
+    save(storage, "0001_red", gated(showdown_document({"a": [0.0]}), "a: dropped"))
+    with pytest.raises(ShowdownError, match=r"no saved run in .* passed its gates \(0001_red failed\)"):
+        find_run("latest", storage)
+
+
+def test_history_says_which_runs_failed_their_gates(storage: Path) -> None:
+    save(storage, "0004_red", gated(showdown_document({"a": [0.0, 0.1]}), "a: dropped"))
+    rows = {row["run"]: row["gates"] for row in history_rows(saved_runs(storage), "a")}
+    assert rows == {"0001_first": None, "0003_second": None, "0004_red": "failed"}
+    assert "| failed" in format_history(saved_runs(storage), "a")
+
+
+def test_an_interrupted_run_is_refused_as_an_input(
+    storage: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: a run stopped after 4 posts was a compare target, and its 4 posts hid a real drop."""
+    partial = tmp_path / "ki.json"
+    partial.write_text(json.dumps({**showdown_document({"a": [0.9, 0.9]}), "interrupted": True}))
+    with pytest.raises(ShowdownError, match=r"ki.json is an interrupted run .*: it can be neither compared"):
+        find_run(str(partial), storage)
+    assert main(["compare", str(partial), "3", "--storage", str(storage)]) == 2
+    assert main(["compare", "3", str(partial), "--storage", str(storage)]) == 2
+    assert "ki.json is an interrupted run" in capsys.readouterr().err

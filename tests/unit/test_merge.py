@@ -105,3 +105,17 @@ def test_the_command_never_overwrites_a_shards_probability_store(
         main(["merge", str(path), "-o", str(out), "--report", str(tmp_path / "out.probabilities.npz")]) == 2
     )
     assert f"its probability store {tmp_path / 'out.probabilities.npz'}" in capsys.readouterr().err
+
+
+def test_the_command_refuses_an_interrupted_shard(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: a shard stopped after 29 of its posts was merged, and the baseline judged partial data."""
+    paths = []
+    for index in (1, 2):
+        path = tmp_path / f"s{index}.json"
+        document = {**shard(index, 2).document, "posts": {"columns": {}}, "interrupted": index == 2}
+        path.write_text(json.dumps(document))
+        paths.append(str(path))
+    out = tmp_path / "out.json"
+    assert main(["merge", *paths, "-o", str(out)]) == 2
+    assert f"{tmp_path / 's2.json'} is an interrupted run" in capsys.readouterr().err
+    assert not out.exists()
