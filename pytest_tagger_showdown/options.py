@@ -152,16 +152,24 @@ def read_settings(config: pytest.Config) -> ShowdownSettings:
 
 
 def named_where_set(config: pytest.Config, message: str) -> str:
-    """A bad value's message names its command-line option; when the value came from the ini file,
-    name the ini key and the file instead (``showdown_limit in pytest.ini: ...``), so the user edits
-    the right line."""
+    """A bad value's message names its command-line option; when the value came from ``-o`` or the
+    ini file, name the ini key and where it was set instead (``showdown_limit (set by -o): ...``,
+    ``showdown_limit in pytest.ini: ...``), so the user edits the right line."""
     for name, _help, settings in OPTIONS:
         dest = name.removeprefix("--").replace("-", "_")
         ini_name = settings.get("ini") or dest
         if message.startswith(name) and not config.getoption(dest) and _ini_is_set(config, ini_name):
-            where = f" in {config.inipath.name}" if config.inipath else ""
-            return f"{ini_name}{where}{message[len(name) :]}"
+            return f"{ini_name}{_ini_source(config, ini_name)}{message[len(name) :]}"
     return message
+
+
+def _ini_source(config: pytest.Config, ini_name: str) -> str:
+    """Where an ini key's value came from: pytest's ``-o`` (``--override-ini``), which wins over
+    the file, else the ini file pytest read."""
+    overrides = config.getoption("override_ini", None) or []
+    if any(entry.partition("=")[0].strip() == ini_name for entry in overrides):
+        return " (set by -o)"
+    return f" in {config.inipath.name}" if config.inipath else ""
 
 
 def _ini_is_set(config: pytest.Config, name: str) -> bool:

@@ -36,8 +36,8 @@ from .progress import Progress, is_compact
 from .results import RESULT_PROPERTY, PostResult, package_version
 from .settings import ShowdownSettings, check_output_paths, check_tagger_names
 from .tag_distance import RelatedTags
-from .taggers.backends import ONNX_BACKENDS
-from .taggers.base import LoadOptions, Tagger
+from .taggers.backends import ONNX_BACKENDS, check_servers
+from .taggers.base import Tagger
 from .taggers.builtin import default_registry
 from .taggers.registry import TaggerRegistry
 from .taggers.wd14 import execution_providers
@@ -165,6 +165,7 @@ class ShowdownSession:
             config.hook.pytest_tagger_showdown_register(registry=registry, config=config)
             settings = replace(settings, taggers=tuple(registry.select(settings.taggers)))
             check_tagger_names(settings, settings.taggers, registry.resolve)
+            check_servers((registry.resolve(n) for n in settings.taggers), settings.load_options())
         except (ValueError, ShowdownError) as exc:
             raise usage_error(named_where_set(config, str(exc))) from exc
         session = cls(settings, registry, is_worker=hasattr(config, "workerinput"))
@@ -221,18 +222,10 @@ class ShowdownSession:
         """The batching, prefetching, caching pipeline every showdown item goes through."""
         if self._engine is None:
             settings = self.settings
-            pool = TaggerPool(
-                self.registry,
-                LoadOptions(
-                    providers=settings.providers,
-                    sdwebui_url=settings.sdwebui_url,
-                    hydrus_dd_url=settings.hydrus_dd_url,
-                    cuda_device=worker_device(
-                        os.environ.get("PYTEST_XDIST_WORKER"), settings.gpus or visible_gpus(os.environ)
-                    ),
-                ),
-                settings.thresholds,
+            device = worker_device(
+                os.environ.get("PYTEST_XDIST_WORKER"), settings.gpus or visible_gpus(os.environ)
             )
+            pool = TaggerPool(self.registry, settings.load_options(cuda_device=device), settings.thresholds)
             cache = (
                 None
                 if settings.cache_dir is None

@@ -21,7 +21,10 @@ from .compare import DEFAULT_MARGIN
 from .dataset.store import is_dataset_file
 from .pool import ThresholdOverride
 from .probabilities import probabilities_path
+from .server_url import check_server_url
 from .shard import Shard, parse_shard
+from .taggers.base import LoadOptions
+from .taggers.remote import HYDRUS_DD, SDWEBUI, SECRET_FROM
 from .taggers.spec import Thresholds
 from .tags import RATINGS, TagCategory, parse_categories
 
@@ -75,6 +78,15 @@ class ShowdownSettings:
         if self.report_path is not None:
             found["--showdown-report"] = self.report_path
         return found
+
+    def load_options(self, cuda_device: int | None = None) -> LoadOptions:
+        """How the run's taggers load: the providers and servers given, on ``cuda_device``."""
+        return LoadOptions(
+            providers=self.providers,
+            sdwebui_url=self.sdwebui_url,
+            hydrus_dd_url=self.hydrus_dd_url,
+            cuda_device=cuda_device,
+        )
 
     @property
     def categories_label(self) -> str:
@@ -278,8 +290,8 @@ def build_settings(
         json_path=json_path,
         baselines=parse_baselines(baselines),
         providers=tuple(p.strip() for p in providers.split(",") if p.strip()) if providers else None,
-        sdwebui_url=sdwebui_url or None,
-        hydrus_dd_url=hydrus_dd_url or None,
+        sdwebui_url=_url("--sdwebui-url", sdwebui_url, SDWEBUI),
+        hydrus_dd_url=_url("--hydrus-dd-url", hydrus_dd_url, HYDRUS_DD),
         report_path=report_path,
         csv_path=csv_path,
         compare_run=compare_run or None,
@@ -295,6 +307,11 @@ def build_settings(
     if cache_dir is not None:
         check_cache_dir(cache_dir)
     return settings
+
+
+def _url(option: str, text: str | None, backend: str) -> str | None:
+    """A server URL option, checked (:func:`server_url.check_server_url`); empty means not given."""
+    return check_server_url(text, option, SECRET_FROM[backend]) if text and text.strip() else None
 
 
 def _naming(option: str, parse: Callable[[str], T], text: str) -> T:
