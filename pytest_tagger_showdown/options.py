@@ -133,9 +133,11 @@ def read_settings(config: pytest.Config) -> ShowdownSettings:
         ratings=_text_value(config, "showdown_ratings"),
         limit=_text_value(config, "showdown_limit"),
         categories=_text_value(config, "showdown_categories"),
-        thresholds=_lines_value(config, "showdown_threshold"),
+        thresholds=config.getoption("showdown_threshold") or [],
+        ini_thresholds=config.getini("showdown_threshold"),
         json_path=_path_value(config, "showdown_json"),
-        baselines=[*config.getini("showdown_baselines"), *(config.getoption("showdown_baseline") or [])],
+        baselines=config.getoption("showdown_baseline") or [],
+        ini_baselines=config.getini("showdown_baselines"),
         providers=_text_value(config, "showdown_providers"),
         sdwebui_url=_text_value(config, "sdwebui_url"),
         hydrus_dd_url=_text_value(config, "hydrus_dd_url"),
@@ -160,6 +162,8 @@ def named_where_set(config: pytest.Config, message: str) -> str:
         ini_name = settings.get("ini") or dest
         if message.startswith(name) and not config.getoption(dest) and _ini_is_set(config, ini_name):
             return f"{ini_name}{_ini_source(config, ini_name)}{message[len(name) :]}"
+        if message.startswith(f"{ini_name}:") or message.startswith(f"{ini_name} "):  # said by its parser
+            return f"{ini_name}{_ini_source(config, ini_name)}{message[len(ini_name) :]}"
     return message
 
 
@@ -201,10 +205,6 @@ def _base(config: pytest.Config) -> Path:
 def _text_value(config: pytest.Config, name: str) -> str | None:
     value = config.getoption(name)
     return str(value) if value else (str(config.getini(name)) or None)
-
-
-def _lines_value(config: pytest.Config, name: str) -> list[str]:
-    return [*config.getini(name), *(config.getoption(name) or [])]
 
 
 def _cache_dir(config: pytest.Config) -> Path | None:
