@@ -23,7 +23,7 @@ from typing import Final
 import pytest
 from tabulate import tabulate
 
-from . import cache, compare, history, merge
+from . import atomic, cache, compare, history, merge
 from .dataset import fetch, info
 from .dataset.danbooru import DEFAULT_API_URL, MAX_PAGE_SIZE, Credentials, DanbooruClient, RetryPolicy
 from .dataset.store import Dataset, is_dataset_file, migrate_dataset
@@ -279,6 +279,10 @@ def _merge(args: argparse.Namespace) -> int:
             f"-o, its probability store {probabilities_path(args.output)}, --report and --csv must be "
             "different files"
         )
+    for path in written:
+        reason = atomic.unwritable_reason(path.resolve().parent)
+        if reason is not None:
+            raise ShowdownError(f"{path}: cannot write there ({reason})")
     shards = [Path(run) for run in args.runs]
     _refuse_inputs(written, {p.resolve() for shard in shards for p in (shard, probabilities_path(shard))})
     runs = [history.read_run(Path(run)) for run in args.runs]

@@ -154,6 +154,8 @@ class ShowdownSession:
     #: The run loop's pytest session (for its item count), and on a long run, its progress lines.
     _loop: pytest.Session | None = None
     _progress: Progress | None = None
+    #: ``--collect-only``: no item runs, so no analysis, table or output.
+    _collect_only: bool = False
 
     @classmethod
     def start(cls, config: pytest.Config) -> ShowdownSession:
@@ -400,8 +402,10 @@ class ShowdownSession:
 
     def watch(self, session: pytest.Session) -> None:
         """The run loop starts: the item count is known from the first report on (under xdist the
-        controller learns it from the workers)."""
+        controller learns it from the workers). Under ``--collect-only`` nothing runs, so there is
+        nothing to analyse, show or write."""
         self._loop = session
+        self._collect_only = bool(session.config.option.collectonly)
 
     def status(self, status: tuple[str, str, Any], config: pytest.Config) -> tuple[str, str, Any]:
         """pytest's short status of a report, without its progress character on a long run of the
@@ -484,6 +488,8 @@ class ShowdownSession:
     def analyse(self) -> RunAnalysis | None:
         """The run's analysis, computed once, on the controller, when there are results (or there
         should have been: a selected tagger that scored nothing still gets its table row)."""
+        if self._collect_only:
+            return None
         if self.analysis is None and not self.is_worker and (self.results or self._expects_scores()):
             settings = self.settings
             facts = {
@@ -531,6 +537,11 @@ class ShowdownSession:
         if errored:
             return f"every post errored ({len(errored)} errors; the first: {errored[0].error})"
         settings = self.settings
+        if not self.posts() and self.all_posts() and settings.shard is not None:
+            return (
+                f"shard {settings.shard.label} is empty: the run has {len(self.all_posts())} posts, "
+                f"fewer than its {settings.shard.count} shards"
+            )
         if not self.posts():
             limits = f"ratings {','.join(settings.ratings)}" + (
                 f", limit {settings.limit}" if settings.limit else ""

@@ -8,13 +8,13 @@ controller and on every pytest-xdist worker alike.
 from __future__ import annotations
 
 import math
-import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, TypeVar
 
+from .atomic import unwritable_reason
 from .bundled import DEMO_DB
 from .cache import DEFAULT_MAX_SIZE, check_cache_dir, parse_size
 from .compare import DEFAULT_MARGIN
@@ -251,7 +251,7 @@ def check_tagger_names(
 
 def check_output_paths(settings: ShowdownSettings, inputs: Mapping[str, Path] | None = None) -> None:
     """No output may overwrite an input (the dataset, the compared run) or another output, and each
-    must be writable: its folder exists or can be created."""
+    must be writable: a file can be made in its folder (:func:`atomic.unwritable_reason` tries)."""
     taken = {"--showdown-db": settings.db, **(inputs or {})}
     seen = {path.resolve(): option for option, path in taken.items()}
     for option, path in settings.outputs().items():
@@ -263,11 +263,9 @@ def check_output_paths(settings: ShowdownSettings, inputs: Mapping[str, Path] | 
             raise ValueError(f"{option} {path} is a folder; name a file")
         if is_dataset_file(resolved):
             raise ValueError(f"{option} {path} is a dataset (an SQLite file): it would be overwritten")
-        folder = resolved.parent
-        while not folder.exists():
-            folder = folder.parent
-        if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-            raise ValueError(f"{option} {path}: cannot write there ({folder} is not a writable folder)")
+        reason = unwritable_reason(resolved.parent)
+        if reason is not None:
+            raise ValueError(f"{option} {path}: cannot write there ({reason})")
 
 
 def parse_batch_size(text: str | None) -> int | None:

@@ -75,6 +75,13 @@ def test_a_baseline_gates_the_merged_run(
         "tagger-showdown: error: --baseline: demo-large is given two baselines (0.9 and 0.2); give it one\n"
     )
     assert not (pytester.path / "twice.json").exists()
+    # Before: merged, then failed to write at the very end (exit 1).
+    if Path("/proc/self").is_dir():
+        assert main(["merge", *shards, "-o", "/proc/merged.json"]) == 2
+        assert capsys.readouterr().err == (
+            "tagger-showdown: error: /proc/merged.json: cannot write there "
+            "(/proc is not a writable folder (No such file or directory))\n"
+        )
 
 
 @pytest.mark.parametrize("shard", ["0/3", "4/3", "three"])

@@ -184,6 +184,7 @@ def test_no_output_overwrites_an_input_or_another_output(tmp_path: Path) -> None
     (tmp_path / "file").write_text("")
     with pytest.raises(ValueError, match="cannot write there"):
         _outputs(db=db, csv_path=tmp_path / "file" / "deeper" / "out.csv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.db", "file"], "the probe leaves nothing"
     settings = build_settings(db=db, json_path=tmp_path / "new" / "folder" / "run.json")
     with pytest.raises(
         ValueError, match=r"--showdown-json .*base.json is the same file as --showdown-compare"
@@ -198,3 +199,14 @@ def test_no_output_overwrites_an_input_or_another_output(tmp_path: Path) -> None
     sqlite3.connect(other).execute("CREATE TABLE t (x)").connection.commit()
     with pytest.raises(ValueError, match=r"--showdown-json .*other\.db is a dataset \(an SQLite file\)"):
         _outputs(db=db, json_path=other)
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+@pytest.mark.parametrize("option", ["json_path", "csv_path", "report_path"])
+def test_an_output_in_a_folder_that_takes_no_file_is_refused(option: str) -> None:
+    """Before: ``os.access`` said /proc was writable (it says yes to root everywhere): the run went
+    on and failed at the very end."""
+    with pytest.raises(
+        ValueError, match=r"/proc/x\.out: cannot write there \(/proc is not a writable folder"
+    ):
+        check_output_paths(build_settings(**{option: Path("/proc/x.out")}))
