@@ -40,3 +40,23 @@ def write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically, as UTF-8."""
     with atomic_path(path) as partial:
         partial.write_text(text, encoding="utf-8")
+
+
+def unwritable_reason(folder: Path) -> str | None:
+    """Why no file can be written in ``folder`` (or, when it does not exist yet, in the nearest
+    existing folder above it, under which :func:`atomic_path` creates the rest), or None when one can.
+
+    The only sure test is to try: a probe file is created and removed at once. ``os.access`` says yes
+    to root everywhere (``/proc`` included) and knows nothing of read-only mounts. Nothing is left
+    behind, and no target file is created.
+    """
+    existing = next(parent for parent in (folder, *folder.parents) if parent.exists())
+    if not existing.is_dir():
+        return f"{existing} is not a folder"
+    probe = existing / f".showdown-probe.{os.getpid()}.{uuid.uuid4().hex}"
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError as exc:
+        return f"{existing} is not a writable folder ({exc.strerror or exc})"
+    probe.unlink(missing_ok=True)
+    return None

@@ -840,11 +840,9 @@ def check_cache_dir(folder: Path) -> None:
     ValueError."""
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"--showdown-cache-dir: {folder} is a file, not a folder")
-    existing = next(parent for parent in (folder, *folder.parents) if parent.exists())
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(
-            f"--showdown-cache-dir: {folder} cannot be made ({existing} is not a writable folder)"
-        )
+    reason = atomic.unwritable_reason(folder)
+    if reason is not None:
+        raise ValueError(f"--showdown-cache-dir: {folder} cannot be written ({reason})")
     if folder.is_dir() and not is_cache_folder(folder) and any(folder.iterdir()):
         raise ValueError(
             f"--showdown-cache-dir: {folder} holds other files and no showdown cache: "

@@ -23,7 +23,7 @@ from typing import Final
 import pytest
 from tabulate import tabulate
 
-from . import cache, compare, history, merge
+from . import atomic, cache, compare, history, merge
 from .dataset import fetch, info
 from .dataset.danbooru import DEFAULT_API_URL, MAX_PAGE_SIZE, Credentials, DanbooruClient, RetryPolicy
 from .dataset.store import Dataset, is_dataset_file, migrate_dataset
@@ -84,12 +84,23 @@ def _tags(text: str) -> str:
     return text
 
 
-def _baseline(text: str) -> tuple[str, float]:
-    """The same rule as pytest's ``--showdown-baseline`` (:func:`settings.parse_baselines`)."""
+def _baseline(text: str) -> str:
+    """The same rule as pytest's ``--showdown-baseline`` (:func:`settings.parse_baselines`): each
+    value checked here, a tagger given two baselines over all of them by :func:`_baselines`."""
     try:
-        return next(iter(parse_baselines([text]).items()))
-    except (ValueError, StopIteration) as exc:
-        raise argparse.ArgumentTypeError(str(exc) or f"not NAME=SCORE: {text!r}") from None
+        parse_baselines([text], "--baseline")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _baselines(values: Sequence[str]) -> dict[str, float]:
+    """Every ``--baseline`` value; before: a repeated name took the last score silently, and of
+    ``a=0.5,b=0.5`` only ``a`` counted."""
+    try:
+        return parse_baselines(values, "--baseline")
+    except ValueError as exc:
+        raise ShowdownError(str(exc)) from None
 
 
 # -- subcommands -----------------------------------------------------------------------------------
@@ -264,12 +275,17 @@ def _compare(args: argparse.Namespace) -> int:
 
 def _merge(args: argparse.Namespace) -> int:
     """Exit status 1 when a --baseline fails on the merged run, as the run itself would."""
+    baselines = _baselines(args.baseline)
     written = [args.output, probabilities_path(args.output), *(p for p in (args.report, args.csv) if p)]
     if len({path.resolve() for path in written}) < len(written):
         raise ShowdownError(
             f"-o, its probability store {probabilities_path(args.output)}, --report and --csv must be "
             "different files"
         )
+    for path in written:
+        reason = atomic.unwritable_reason(path.resolve().parent)
+        if reason is not None:
+            raise ShowdownError(f"{path}: cannot write there ({reason})")
     shards = [Path(run) for run in args.runs]
     _refuse_inputs(written, {p.resolve() for shard in shards for p in (shard, probabilities_path(shard))})
     runs = [history.read_run(Path(run)) for run in args.runs]
@@ -278,7 +294,7 @@ def _merge(args: argparse.Namespace) -> int:
     )
     analysis = merge.merge_runs(runs)
     paths, errors = write_outputs(analysis, json_path=args.output, csv_path=args.csv, report_path=args.report)
-    verdicts = baseline_verdicts(analysis.summaries, dict(args.baseline))
+    verdicts = baseline_verdicts(analysis.summaries, baselines)
     scored = frozenset(TagCategory(name) for name in analysis.document.get("categories", ()))
     tables = summary_tables(
         analysis, categories_label=ShowdownSettings(categories=scored).categories_label, gate=None

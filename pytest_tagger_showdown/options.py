@@ -133,9 +133,11 @@ def read_settings(config: pytest.Config) -> ShowdownSettings:
         ratings=_text_value(config, "showdown_ratings"),
         limit=_text_value(config, "showdown_limit"),
         categories=_text_value(config, "showdown_categories"),
-        thresholds=_lines_value(config, "showdown_threshold"),
+        thresholds=config.getoption("showdown_threshold") or [],
+        ini_thresholds=config.getini("showdown_threshold"),
         json_path=_path_value(config, "showdown_json"),
-        baselines=[*config.getini("showdown_baselines"), *(config.getoption("showdown_baseline") or [])],
+        baselines=config.getoption("showdown_baseline") or [],
+        ini_baselines=config.getini("showdown_baselines"),
         providers=_text_value(config, "showdown_providers"),
         sdwebui_url=_text_value(config, "sdwebui_url"),
         hydrus_dd_url=_text_value(config, "hydrus_dd_url"),
@@ -152,16 +154,26 @@ def read_settings(config: pytest.Config) -> ShowdownSettings:
 
 
 def named_where_set(config: pytest.Config, message: str) -> str:
-    """A bad value's message names its command-line option; when the value came from the ini file,
-    name the ini key and the file instead (``showdown_limit in pytest.ini: ...``), so the user edits
-    the right line."""
+    """A bad value's message names its command-line option; when the value came from ``-o`` or the
+    ini file, name the ini key and where it was set instead (``showdown_limit (set by -o): ...``,
+    ``showdown_limit in pytest.ini: ...``), so the user edits the right line."""
     for name, _help, settings in OPTIONS:
         dest = name.removeprefix("--").replace("-", "_")
         ini_name = settings.get("ini") or dest
         if message.startswith(name) and not config.getoption(dest) and _ini_is_set(config, ini_name):
-            where = f" in {config.inipath.name}" if config.inipath else ""
-            return f"{ini_name}{where}{message[len(name) :]}"
+            return f"{ini_name}{_ini_source(config, ini_name)}{message[len(name) :]}"
+        if message.startswith(f"{ini_name}:") or message.startswith(f"{ini_name} "):  # said by its parser
+            return f"{ini_name}{_ini_source(config, ini_name)}{message[len(ini_name) :]}"
     return message
+
+
+def _ini_source(config: pytest.Config, ini_name: str) -> str:
+    """Where an ini key's value came from: pytest's ``-o`` (``--override-ini``), which wins over
+    the file, else the ini file pytest read."""
+    overrides = config.getoption("override_ini", None) or []
+    if any(entry.partition("=")[0].strip() == ini_name for entry in overrides):
+        return " (set by -o)"
+    return f" in {config.inipath.name}" if config.inipath else ""
 
 
 def _ini_is_set(config: pytest.Config, name: str) -> bool:
@@ -193,10 +205,6 @@ def _base(config: pytest.Config) -> Path:
 def _text_value(config: pytest.Config, name: str) -> str | None:
     value = config.getoption(name)
     return str(value) if value else (str(config.getini(name)) or None)
-
-
-def _lines_value(config: pytest.Config, name: str) -> list[str]:
-    return [*config.getini(name), *(config.getoption(name) or [])]
 
 
 def _cache_dir(config: pytest.Config) -> Path | None:

@@ -36,8 +36,8 @@ from .progress import Progress, is_compact
 from .results import RESULT_PROPERTY, PostResult, package_version
 from .settings import ShowdownSettings, check_output_paths, check_tagger_names
 from .tag_distance import RelatedTags
-from .taggers.backends import ONNX_BACKENDS
-from .taggers.base import LoadOptions, Tagger
+from .taggers.backends import ONNX_BACKENDS, check_servers
+from .taggers.base import Tagger
 from .taggers.builtin import default_registry
 from .taggers.registry import TaggerRegistry
 from .taggers.wd14 import execution_providers
@@ -154,6 +154,8 @@ class ShowdownSession:
     #: The run loop's pytest session (for its item count), and on a long run, its progress lines.
     _loop: pytest.Session | None = None
     _progress: Progress | None = None
+    #: ``--collect-only``: no item runs, so no analysis, table or output.
+    _collect_only: bool = False
 
     @classmethod
     def start(cls, config: pytest.Config) -> ShowdownSession:
@@ -165,6 +167,7 @@ class ShowdownSession:
             config.hook.pytest_tagger_showdown_register(registry=registry, config=config)
             settings = replace(settings, taggers=tuple(registry.select(settings.taggers)))
             check_tagger_names(settings, settings.taggers, registry.resolve)
+            check_servers((registry.resolve(n) for n in settings.taggers), settings.load_options())
         except (ValueError, ShowdownError) as exc:
             raise usage_error(named_where_set(config, str(exc))) from exc
         session = cls(settings, registry, is_worker=hasattr(config, "workerinput"))
@@ -224,18 +227,10 @@ class ShowdownSession:
         """The batching, prefetching, caching pipeline every showdown item goes through."""
         if self._engine is None:
             settings = self.settings
-            pool = TaggerPool(
-                self.registry,
-                LoadOptions(
-                    providers=settings.providers,
-                    sdwebui_url=settings.sdwebui_url,
-                    hydrus_dd_url=settings.hydrus_dd_url,
-                    cuda_device=worker_device(
-                        os.environ.get("PYTEST_XDIST_WORKER"), settings.gpus or visible_gpus(os.environ)
-                    ),
-                ),
-                settings.thresholds,
+            device = worker_device(
+                os.environ.get("PYTEST_XDIST_WORKER"), settings.gpus or visible_gpus(os.environ)
             )
+            pool = TaggerPool(self.registry, settings.load_options(cuda_device=device), settings.thresholds)
             cache = (
                 None
                 if settings.cache_dir is None
@@ -410,8 +405,10 @@ class ShowdownSession:
 
     def watch(self, session: pytest.Session) -> None:
         """The run loop starts: the item count is known from the first report on (under xdist the
-        controller learns it from the workers)."""
+        controller learns it from the workers). Under ``--collect-only`` nothing runs, so there is
+        nothing to analyse, show or write."""
         self._loop = session
+        self._collect_only = bool(session.config.option.collectonly)
 
     def status(self, status: tuple[str, str, Any], config: pytest.Config) -> tuple[str, str, Any]:
         """pytest's short status of a report, without its progress character on a long run of the
@@ -494,6 +491,8 @@ class ShowdownSession:
     def analyse(self) -> RunAnalysis | None:
         """The run's analysis, computed once, on the controller, when there are results (or there
         should have been: a selected tagger that scored nothing still gets its table row)."""
+        if self._collect_only:
+            return None
         if self.analysis is None and not self.is_worker and (self.results or self._expects_scores()):
             settings = self.settings
             facts = {
@@ -541,6 +540,11 @@ class ShowdownSession:
         if errored:
             return f"every post errored ({len(errored)} errors; the first: {errored[0].error})"
         settings = self.settings
+        if not self.posts() and self.all_posts() and settings.shard is not None:
+            return (
+                f"shard {settings.shard.label} is empty: the run has {len(self.all_posts())} posts, "
+                f"fewer than its {settings.shard.count} shards"
+            )
         if not self.posts():
             limits = f"ratings {','.join(settings.ratings)}" + (
                 f", limit {settings.limit}" if settings.limit else ""

@@ -8,20 +8,23 @@ controller and on every pytest-xdist worker alike.
 from __future__ import annotations
 
 import math
-import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Final, TypeVar
 
+from .atomic import unwritable_reason
 from .bundled import DEMO_DB
 from .cache import DEFAULT_MAX_SIZE, check_cache_dir, parse_size
 from .compare import DEFAULT_MARGIN
 from .dataset.store import is_dataset_file
 from .pool import ThresholdOverride
 from .probabilities import probabilities_path
+from .server_url import check_server_url
 from .shard import Shard, parse_shard
+from .taggers.base import LoadOptions
+from .taggers.remote import HYDRUS_DD, SDWEBUI, SECRET_FROM
 from .taggers.spec import Thresholds
 from .tags import RATINGS, TagCategory, parse_categories
 
@@ -75,6 +78,15 @@ class ShowdownSettings:
         if self.report_path is not None:
             found["--showdown-report"] = self.report_path
         return found
+
+    def load_options(self, cuda_device: int | None = None) -> LoadOptions:
+        """How the run's taggers load: the providers and servers given, on ``cuda_device``."""
+        return LoadOptions(
+            providers=self.providers,
+            sdwebui_url=self.sdwebui_url,
+            hydrus_dd_url=self.hydrus_dd_url,
+            cuda_device=cuda_device,
+        )
 
     @property
     def categories_label(self) -> str:
@@ -145,36 +157,46 @@ def _items(lines: Iterable[str]) -> list[str]:
     return items
 
 
-def parse_baselines(lines: Iterable[str]) -> dict[str, float]:
-    """``--showdown-baseline NAME=SCORE`` (repeatable) and ini ``showdown_baselines``: ``NAME = SCORE``
-    entries separated by commas or newlines in both (``a = 0.2, b = 0.2`` is two baselines). A score
-    is a finite number at most 1 (the best average score); a later entry for the same tagger wins
-    (the command line comes after the ini)."""
+def parse_baselines(lines: Iterable[str], option: str = "--showdown-baseline") -> dict[str, float]:
+    """``--showdown-baseline NAME=SCORE`` (repeatable) or ini ``showdown_baselines`` (``option``
+    names which, in messages): ``NAME = SCORE`` entries separated by commas or newlines in both
+    (``a = 0.2, b = 0.2`` is two baselines). A score is a finite number at most 1 (the best average
+    score). A tagger named twice is an error (which one was meant?); across the two sources the
+    command line wins (:func:`build_settings`)."""
     baselines: dict[str, float] = {}
     for entry in _items(lines):
         name, eq, value = entry.rpartition("=")
         name = name.strip()
         if not eq or not name:
-            raise ValueError(f"--showdown-baseline: cannot read {entry!r}: expected NAME=SCORE")
+            raise ValueError(f"{option}: cannot read {entry!r}: expected NAME=SCORE")
         try:
             score = float(value)
         except ValueError:
-            raise ValueError(f"--showdown-baseline {entry!r}: {value.strip()!r} is not a number") from None
+            raise ValueError(f"{option} {entry!r}: {value.strip()!r} is not a number") from None
         if not (math.isfinite(score) and score <= 1):
+            raise ValueError(f"{option} {entry!r}: a baseline is an average score, a finite number at most 1")
+        if name in baselines:
             raise ValueError(
-                f"--showdown-baseline {entry!r}: a baseline is an average score, a finite number at most 1"
+                f"{option}: {name} is given two baselines ({baselines[name]:g} and {score:g}); give it one"
             )
         baselines[name] = score
     return baselines
 
 
-def parse_thresholds(lines: Iterable[str]) -> tuple[ThresholdOverride, ...]:
-    """``--showdown-threshold`` values: ``0.5``, ``general=0.4,character=0.9``, ``mcut=true``, each
-    optionally after ``NAME:`` for one tagger; one value may hold several (``a:0.6,b:0.2``). A part
-    without a prefix belongs to the previous part's tagger (``a:general=0.4,character=0.9``), or to
-    every tagger when it comes first. Values are checked now (numbers in [0, 1], known categories,
-    ``mcut`` true/false), so a typo never waits for the first post."""
+def parse_thresholds(
+    lines: Iterable[str], option: str = "--showdown-threshold"
+) -> tuple[ThresholdOverride, ...]:
+    """``--showdown-threshold`` values (or ini ``showdown_threshold``: ``option`` names which, in
+    messages): ``0.5``, ``general=0.4,character=0.9``, ``mcut=true``, each optionally after ``NAME:``
+    for one tagger; one value may hold several (``a:0.6,b:0.2``). A part without a prefix belongs to
+    the previous part's tagger (``a:general=0.4,character=0.9``), or to every tagger when it comes
+    first. Values are checked now (numbers in [0, 1], known categories, ``mcut`` true/false), so a typo
+    never waits for the first post; one cut-off given twice for the same tagger (``a:0.5,a:0.6``,
+    ``general=0.4`` and ``0.5``, which sets general too) is an error, where it silently took the last.
+    A per-tagger value refines the every-tagger one; across the ini and the command line, the command
+    line's come later and win."""
     overrides: list[ThresholdOverride] = []
+    given: dict[tuple[str | None, str], str] = {}
     for line in lines:
         name: str | None = None
         grouped: dict[str | None, dict[str, str]] = {}
@@ -186,15 +208,28 @@ def parse_thresholds(lines: Iterable[str]) -> tuple[ThresholdOverride, ...]:
             if colon:
                 name = target.strip()
                 if not name:
-                    raise ValueError(f"--showdown-threshold {part!r}: empty tagger name before ':'")
-            body = {key.strip(): value.strip()} if eq else {"all": key.strip()}
+                    raise ValueError(f"{option} {part!r}: empty tagger name before ':'")
+            cut_key = key.strip() if eq else "all"
+            body = {cut_key: value.strip() if eq else key.strip()}
             try:
                 Thresholds().with_overrides(body)
             except ValueError as exc:
-                raise ValueError(f"--showdown-threshold {line.strip()!r}: {exc}") from None
+                raise ValueError(f"{option} {line.strip()!r}: {exc}") from None
+            for cut in _THRESHOLD_KEYS.get(cut_key, (cut_key,)):
+                if (name, cut) in given:
+                    whose = name or "every tagger"
+                    raise ValueError(
+                        f"{option}: {cut} for {whose} is given twice ({given[name, cut]!r} and {part!r}); "
+                        "give it once"
+                    )
+                given[name, cut] = part
             grouped.setdefault(name, {}).update(body)
         overrides += grouped.items()
     return tuple(overrides)
+
+
+#: The cut-offs a threshold key sets (``all`` sets both categories').
+_THRESHOLD_KEYS: Final = {"all": ("general", "character")}
 
 
 def check_tagger_names(
@@ -216,7 +251,7 @@ def check_tagger_names(
 
 def check_output_paths(settings: ShowdownSettings, inputs: Mapping[str, Path] | None = None) -> None:
     """No output may overwrite an input (the dataset, the compared run) or another output, and each
-    must be writable: its folder exists or can be created."""
+    must be writable: a file can be made in its folder (:func:`atomic.unwritable_reason` tries)."""
     taken = {"--showdown-db": settings.db, **(inputs or {})}
     seen = {path.resolve(): option for option, path in taken.items()}
     for option, path in settings.outputs().items():
@@ -228,11 +263,9 @@ def check_output_paths(settings: ShowdownSettings, inputs: Mapping[str, Path] | 
             raise ValueError(f"{option} {path} is a folder; name a file")
         if is_dataset_file(resolved):
             raise ValueError(f"{option} {path} is a dataset (an SQLite file): it would be overwritten")
-        folder = resolved.parent
-        while not folder.exists():
-            folder = folder.parent
-        if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-            raise ValueError(f"{option} {path}: cannot write there ({folder} is not a writable folder)")
+        reason = unwritable_reason(resolved.parent)
+        if reason is not None:
+            raise ValueError(f"{option} {path}: cannot write there ({reason})")
 
 
 def parse_batch_size(text: str | None) -> int | None:
@@ -250,8 +283,10 @@ def build_settings(
     limit: str | None = None,
     categories: str | None = None,
     thresholds: Iterable[str] = (),
+    ini_thresholds: Iterable[str] = (),
     json_path: Path | None = None,
     baselines: Iterable[str] = (),
+    ini_baselines: Iterable[str] = (),
     providers: str | None = None,
     sdwebui_url: str | None = None,
     hydrus_dd_url: str | None = None,
@@ -265,21 +300,29 @@ def build_settings(
     shard: str | None = None,
     gpus: str | None = None,
 ) -> ShowdownSettings:
-    """Settings from option text; raises ValueError with a message naming the option and the bad
-    value. Tagger names are checked against the selection (:func:`check_tagger_names`) and output
-    paths by the process that writes them (:func:`check_output_paths`)."""
+    """Settings from option text; raises ValueError with a message naming the option (or, for a list
+    value from the ini file, the ini key: ``ini_thresholds``, ``ini_baselines``) and the bad value.
+    The command line's thresholds and baselines come after the ini's and win. Tagger names are
+    checked against the selection (:func:`check_tagger_names`) and output paths by the process that
+    writes them (:func:`check_output_paths`)."""
     settings = ShowdownSettings(
         taggers=tuple(taggers),
         db=db or DEMO_DB,
         ratings=_naming("--showdown-ratings", parse_ratings, ratings) if ratings else RATINGS,
         limit=parse_limit(limit),
         categories=_naming("--showdown-categories", parse_categories, categories or "all"),
-        thresholds=parse_thresholds(thresholds),
+        thresholds=(
+            *parse_thresholds(ini_thresholds, "showdown_threshold"),
+            *parse_thresholds(thresholds),
+        ),
         json_path=json_path,
-        baselines=parse_baselines(baselines),
+        baselines={
+            **parse_baselines(ini_baselines, "showdown_baselines"),
+            **parse_baselines(baselines),
+        },
         providers=tuple(p.strip() for p in providers.split(",") if p.strip()) if providers else None,
-        sdwebui_url=sdwebui_url or None,
-        hydrus_dd_url=hydrus_dd_url or None,
+        sdwebui_url=_url("--sdwebui-url", sdwebui_url, SDWEBUI),
+        hydrus_dd_url=_url("--hydrus-dd-url", hydrus_dd_url, HYDRUS_DD),
         report_path=report_path,
         csv_path=csv_path,
         compare_run=compare_run or None,
@@ -295,6 +338,11 @@ def build_settings(
     if cache_dir is not None:
         check_cache_dir(cache_dir)
     return settings
+
+
+def _url(option: str, text: str | None, backend: str) -> str | None:
+    """A server URL option, checked (:func:`server_url.check_server_url`); empty means not given."""
+    return check_server_url(text, option, SECRET_FROM[backend]) if text and text.strip() else None
 
 
 def _naming(option: str, parse: Callable[[str], T], text: str) -> T:

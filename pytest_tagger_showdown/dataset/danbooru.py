@@ -31,6 +31,7 @@ from urllib.parse import quote, quote_plus, urlsplit
 import requests
 
 from ..errors import ShowdownError
+from ..server_url import check_server_url, shown
 from ..tags import RATINGS, TagCategory, normalize_tag
 from .post import Post
 
@@ -130,7 +131,7 @@ def _transport_failure(exc: requests.RequestException, url: str) -> _RetryableEr
     """What a failed request means: a URL that cannot work fails now; a host that does not resolve or
     refuses connections is tried :data:`UNREACHABLE_ATTEMPTS` times; anything else is retried until
     the time limit."""
-    where = urlsplit(url).netloc
+    where = urlsplit(shown(url)).netloc
     if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema)):
         return FetchError(f"cannot request {where}: {exc}")
     causes = list(_causes(exc))
@@ -327,18 +328,10 @@ class DanbooruClient:
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        parts = urlsplit(api_url)
         try:
-            parts.port  # noqa: B018 (raises ValueError for a port out of range)
-        except ValueError:
-            raise FetchError(f"--api-url has no valid port: {api_url!r}") from None
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise FetchError(f"--api-url must be an http(s) URL, not {api_url!r}")
-        if parts.username or parts.password:
-            raise FetchError(
-                "--api-url must not contain credentials; set DANBOORU_LOGIN and DANBOORU_API_KEY"
-            )
-        self.api_url = api_url.rstrip("/")
+            self.api_url = check_server_url(api_url, "--api-url", "set DANBOORU_LOGIN and DANBOORU_API_KEY")
+        except ValueError as exc:
+            raise FetchError(str(exc)) from None
         self.retry = retry or RetryPolicy()
         self._auth = (credentials.login, credentials.api_key) if credentials else None
         self._secrets = self._secret_forms(credentials)

@@ -8,6 +8,7 @@ listing taggers or running the control tagger needs none of them.
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Iterable
 from pathlib import Path
 
 from . import deepdanbooru, hub, remote, wd14
@@ -50,3 +51,14 @@ def register_backends(registry: TaggerRegistry) -> None:
     registry.register_backend(deepdanbooru.BACKEND, deepdanbooru.load, deepdanbooru.unavailable)
     registry.register_backend(remote.SDWEBUI, remote.load_sdwebui, remote.unavailable)
     registry.register_backend(remote.HYDRUS_DD, remote.load_hydrus_dd, remote.unavailable)
+
+
+def check_servers(specs: Iterable[TaggerSpec], options: LoadOptions) -> None:
+    """The server each of ``specs`` would talk to, checked before the run (at configure time): the
+    webui's and hydrus-dd's URL (spec, option or environment) and the hub's ``HF_ENDPOINT``. Raises
+    TaggerLoadError for a URL that is not http(s) or holds a password (:mod:`..server_url`)."""
+    for spec in specs:
+        if spec.backend in (remote.SDWEBUI, remote.HYDRUS_DD):
+            remote.configured_url(spec, options)
+        elif spec.backend == hub.BACKEND:
+            hub.HubSettings.from_environment()

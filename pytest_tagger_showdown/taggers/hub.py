@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Final
 
 from ..errors import TaggerLoadError
+from ..server_url import check_server_url
 from . import wd14
 from .base import LoadOptions
 from .spec import TaggerSpec, Thresholds
@@ -92,6 +93,8 @@ class HubSettings:
 
     @classmethod
     def from_environment(cls) -> HubSettings:
+        """Raises TaggerLoadError for an ``HF_ENDPOINT`` that is not an http(s) URL or holds a password
+        (huggingface_hub prints the endpoint in its retry warnings, beyond our reach)."""
         from huggingface_hub import constants
 
         env = os.environ
@@ -107,7 +110,12 @@ class HubSettings:
             if offline_text is not None
             else bool(constants.HF_HUB_OFFLINE)
         )
-        endpoint = env.get("HF_ENDPOINT", "").rstrip("/") or None
+        endpoint = env.get("HF_ENDPOINT", "").strip() or None
+        if endpoint is not None:
+            try:
+                endpoint = check_server_url(endpoint, "HF_ENDPOINT", "set HF_TOKEN for the hub's token")
+            except ValueError as exc:
+                raise TaggerLoadError(str(exc)) from None
         return cls(endpoint=endpoint, cache_dir=os.path.expanduser(cache_dir), offline=offline)
 
 

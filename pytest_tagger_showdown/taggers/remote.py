@@ -24,6 +24,7 @@ from PIL import Image
 from ..dataset.post import Post
 from ..errors import ImageError, TaggerLoadError, TaggerRunError
 from ..prediction import Prediction
+from ..server_url import check_server_url
 from ..tags import normalize_rating, normalize_tag
 from .base import LoadOptions, TaggerBase
 from .preprocess import decode_image, exif_orientation, upright
@@ -45,6 +46,11 @@ HYDRUS_DD_TYPES: Final = {
     "PNG": ("png", "image/png"),
     "JPEG": ("jpg", "image/jpeg"),
     "GIF": ("gif", "image/gif"),
+}
+#: Where each server's secret comes from instead of its URL (:func:`check_server_url` says so).
+SECRET_FROM: Final = {
+    SDWEBUI: "set SDWEBUI_AUTH=user:password for the webui's --api-auth",
+    HYDRUS_DD: "hydrus-dd's server takes none",
 }
 #: The webui escapes brackets in tag names when asked to (``\\(`` -> ``(``).
 _ESCAPED = re.compile(r"\\([()\[\]])")
@@ -70,13 +76,22 @@ HYDRUS_DD_SPEC: Final = TaggerSpec(
 
 
 def configured_url(spec: TaggerSpec, options: LoadOptions | None = None) -> str | None:
-    """The server a spec talks to: its own source, else the option, else the environment."""
+    """The server a spec talks to: its own source, else the option, else the environment; checked by
+    :func:`~pytest_tagger_showdown.server_url.check_server_url` (raises TaggerLoadError naming where
+    a bad URL came from: a URL with a password in it is refused, never shown)."""
     options = options or LoadOptions()
     if spec.backend == SDWEBUI:
-        url = spec.source or options.sdwebui_url or os.environ.get("SDWEBUI_URL")
+        option, env, value = "--sdwebui-url", "SDWEBUI_URL", options.sdwebui_url
     else:
-        url = spec.source or options.hydrus_dd_url or os.environ.get("HYDRUS_DD_URL")
-    return url.rstrip("/") if url else None
+        option, env, value = "--hydrus-dd-url", "HYDRUS_DD_URL", options.hydrus_dd_url
+    found = [(f"tagger {spec.name}'s source", spec.source), (option, value), (env, os.environ.get(env))]
+    for where, url in found:
+        if url:
+            try:
+                return check_server_url(url, where, SECRET_FROM[spec.backend])
+            except ValueError as exc:
+                raise TaggerLoadError(str(exc)) from None
+    return None
 
 
 def _auth(options: LoadOptions) -> tuple[str, str] | None:

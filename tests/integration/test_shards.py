@@ -56,13 +56,32 @@ def test_three_shards_merged_equal_one_run(
     assert table == [line.split("|")[1:6] for line in whole_run.outlines if line.startswith("| demo-large")]
 
 
-def test_a_baseline_gates_the_merged_run(pytester: pytest.Pytester, run_showdown: ShowdownRun) -> None:
+def test_a_baseline_gates_the_merged_run(
+    pytester: pytest.Pytester, run_showdown: ShowdownRun, capsys: pytest.CaptureFixture[str]
+) -> None:
     for index in (1, 2):
         result, _ = run_showdown(*COMMON, "--showdown-shard", f"{index}/2", json_file=f"s{index}.json")
         assert result.ret == 0
     shards = [str(pytester.path / f"s{i}.json") for i in (1, 2)]
     assert main(["merge", *shards, "-o", str(pytester.path / "ok.json"), "--baseline", "control=1.0"]) == 0
     assert main(["merge", *shards, "-o", str(pytester.path / "no.json"), "--baseline", "demo-large=0.9"]) == 1
+    # Before: of "a=x,b=y" only a counted (exit 0), and a name given twice took its last score (exit 0).
+    both = "control=1.0,demo-large=0.9"
+    assert main(["merge", *shards, "-o", str(pytester.path / "both.json"), "--baseline", both]) == 1
+    capsys.readouterr()
+    twice = ["--baseline", "demo-large=0.9", "--baseline", "demo-large=0.2"]
+    assert main(["merge", *shards, "-o", str(pytester.path / "twice.json"), *twice]) == 2
+    assert capsys.readouterr().err == (
+        "tagger-showdown: error: --baseline: demo-large is given two baselines (0.9 and 0.2); give it one\n"
+    )
+    assert not (pytester.path / "twice.json").exists()
+    # Before: merged, then failed to write at the very end (exit 1).
+    if Path("/proc/self").is_dir():
+        assert main(["merge", *shards, "-o", "/proc/merged.json"]) == 2
+        assert capsys.readouterr().err == (
+            "tagger-showdown: error: /proc/merged.json: cannot write there "
+            "(/proc is not a writable folder (No such file or directory))\n"
+        )
 
 
 @pytest.mark.parametrize("shard", ["0/3", "4/3", "three"])

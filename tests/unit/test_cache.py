@@ -462,8 +462,17 @@ def test_eviction_keeps_predictions_until_no_prepared_input_is_left(tmp_path: Pa
 def test_a_cache_folder_that_cannot_be_made_is_refused(tmp_path: Path) -> None:
     """Before: a folder under a file (``a.txt/sub``) was accepted and the run silently cached nothing."""
     (tmp_path / "a.txt").write_text("x")
-    with pytest.raises(ValueError, match=r"a\.txt/sub cannot be made \(.*a\.txt is not a writable folder\)"):
+    with pytest.raises(ValueError, match=r"a\.txt/sub cannot be written \(.*a\.txt is not a folder\)"):
         check_cache_dir(tmp_path / "a.txt" / "sub")
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_a_cache_folder_where_no_file_can_be_made_is_refused() -> None:
+    """Before: ``os.access`` said yes (to root, everywhere), and the run cached nothing."""
+    with pytest.raises(
+        ValueError, match=r"/proc/showdown-cache cannot be written \(/proc is not a writable folder"
+    ):
+        check_cache_dir(Path("/proc/showdown-cache"))
 
 
 # -- the prediction database -----------------------------------------------------------------------

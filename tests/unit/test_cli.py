@@ -90,6 +90,35 @@ def test_a_newer_dataset_says_to_upgrade_the_package_never_to_migrate(tmp_path: 
     assert sqlite3.connect(db).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
 
 
+# -- secrets ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (
+            ("taggers", "--sdwebui-url", "http://bob:SECRETPW@127.0.0.1:9"),
+            "--sdwebui-url http://***@127.0.0.1:9: a URL must not contain a user or password",
+        ),
+        (
+            ("fetch", "--db", "new.db", "--api-url", "http://bob:SECRETPW@127.0.0.1:99999"),
+            "--api-url http://***@127.0.0.1:99999: a URL must not contain a user or password",
+        ),
+    ],
+)
+def test_a_password_in_a_server_url_is_refused_and_not_shown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...], line: str
+) -> None:
+    """Before: ``taggers`` listed the webui row with the URL as its source, password and all; a bad
+    port in ``--api-url`` was reported with the URL quoted whole."""
+    monkeypatch.chdir(tmp_path)
+    done = command(*args)
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"tagger-showdown: error: {line}")
+    assert "SECRETPW" not in done.stdout + done.stderr
+    assert not (tmp_path / "new.db").exists()
+
+
 # -- output into a closed pipe ---------------------------------------------------------------------
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -61,7 +62,50 @@ def test_baselines_are_separated_by_commas_or_newlines_in_both_forms() -> None:
     assert parse_baselines(["demo-large = 0.20, demo-small = 0.20"]) == {"demo-large": 0.2, "demo-small": 0.2}
     assert parse_baselines(["demo-large=0.2,demo-small=0.3"]) == {"demo-large": 0.2, "demo-small": 0.3}
     assert parse_baselines(["a = 0.1\nb = -0.25", " , ", "# note"]) == {"a": 0.1, "b": -0.25}
-    assert parse_baselines(["a = 0.1, b = 0.2", "a=0.3"]) == {"a": 0.3, "b": 0.2}  # the command line wins
+
+
+def test_the_command_line_baselines_win_over_the_ini() -> None:
+    settings = build_settings(ini_baselines=["a = 0.1, b = 0.2"], baselines=["a=0.3"])
+    assert settings.baselines == {"a": 0.3, "b": 0.2}
+
+
+TWO_BASELINES = "demo-large is given two baselines (0.9 and 0.2); give it one"
+
+
+@pytest.mark.parametrize("lines", [["demo-large=0.9", "demo-large=0.2"], ["demo-large=0.9,demo-large=0.2"]])
+def test_a_tagger_given_two_baselines_in_one_place_is_an_error(lines: list[str]) -> None:
+    """Before: the last one won, silently (a gate at 0.2 where 0.9 was meant passes)."""
+    with pytest.raises(ValueError, match=re.escape(f"--showdown-baseline: {TWO_BASELINES}")):
+        build_settings(baselines=lines)
+    with pytest.raises(ValueError, match=re.escape(f"showdown_baselines: {TWO_BASELINES}")):
+        build_settings(ini_baselines=lines)
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        (["a:0.5", "a:0.6"], "general for a is given twice ('a:0.5' and 'a:0.6')"),
+        (["a:0.5,a:0.6"], "general for a is given twice ('a:0.5' and 'a:0.6')"),
+        (["general=0.4", "0.5"], "general for every tagger is given twice ('general=0.4' and '0.5')"),
+        (["a:mcut=true,mcut=false"], "mcut for a is given twice ('a:mcut=true' and 'mcut=false')"),
+    ],
+)
+def test_a_threshold_given_twice_in_one_place_is_an_error(lines: list[str], message: str) -> None:
+    """Before: the last one won, silently."""
+    with pytest.raises(ValueError, match=re.escape(f"--showdown-threshold: {message}; give it once")):
+        build_settings(thresholds=lines)
+    with pytest.raises(ValueError, match=re.escape(f"showdown_threshold: {message}; give it once")):
+        build_settings(ini_thresholds=lines)
+
+
+def test_thresholds_refine_and_the_command_line_comes_last() -> None:
+    settings = build_settings(ini_thresholds=["0.5", "a:0.6"], thresholds=["a:0.7", "general=0.4"])
+    assert settings.thresholds == (
+        (None, {"all": "0.5"}),
+        ("a", {"all": "0.6"}),
+        ("a", {"all": "0.7"}),
+        (None, {"general": "0.4"}),
+    )
 
 
 @pytest.mark.parametrize(
@@ -140,6 +184,7 @@ def test_no_output_overwrites_an_input_or_another_output(tmp_path: Path) -> None
     (tmp_path / "file").write_text("")
     with pytest.raises(ValueError, match="cannot write there"):
         _outputs(db=db, csv_path=tmp_path / "file" / "deeper" / "out.csv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.db", "file"], "the probe leaves nothing"
     settings = build_settings(db=db, json_path=tmp_path / "new" / "folder" / "run.json")
     with pytest.raises(
         ValueError, match=r"--showdown-json .*base.json is the same file as --showdown-compare"
@@ -154,3 +199,14 @@ def test_no_output_overwrites_an_input_or_another_output(tmp_path: Path) -> None
     sqlite3.connect(other).execute("CREATE TABLE t (x)").connection.commit()
     with pytest.raises(ValueError, match=r"--showdown-json .*other\.db is a dataset \(an SQLite file\)"):
         _outputs(db=db, json_path=other)
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+@pytest.mark.parametrize("option", ["json_path", "csv_path", "report_path"])
+def test_an_output_in_a_folder_that_takes_no_file_is_refused(option: str) -> None:
+    """Before: ``os.access`` said /proc was writable (it says yes to root everywhere): the run went
+    on and failed at the very end."""
+    with pytest.raises(
+        ValueError, match=r"/proc/x\.out: cannot write there \(/proc is not a writable folder"
+    ):
+        check_output_paths(build_settings(**{option: Path("/proc/x.out")}))
