@@ -54,6 +54,9 @@ FACTS_PROPERTY: Final = "tagger_showdown_facts"
 SHOWDOWN_KEYWORD: Final = "showdown"
 #: Node ids of the gate verdicts' test cases (:class:`GateVerdict`).
 GATE_PREFIX: Final = f"{SUITE_NODE}::gate["
+#: The ``user_properties`` key a tagger's name travels under the first time a test of this process
+#: takes it (:meth:`ShowdownSession.tagger`): its tests ran, whether or not they scored a post.
+HANDED_PROPERTY: Final = "tagger_showdown_handed"
 #: The ``workeroutput`` key an xdist worker sends the taggers its collected tests asked for under.
 COLLECTED_OUTPUT: Final = "tagger_showdown_collected"
 
@@ -149,6 +152,8 @@ class ShowdownSession:
     #: The taggers collected tests were parametrized with, before any deselection (on the
     #: controller, those of every xdist worker too: :meth:`take_collected`).
     _collected: set[str] = field(default_factory=set)
+    #: The taggers a test took (the ``tagger`` fixture): here, and on the controller from every process.
+    _handed: set[str] = field(default_factory=set)
     _planned: set[str] = field(default_factory=set)
     #: Node ids of the built-in showdown given as arguments (:meth:`take_node_ids`).
     _node_ids: list[str] = field(default_factory=list)
@@ -389,6 +394,9 @@ class ShowdownSession:
     def tagger(self, request: pytest.FixtureRequest) -> Tagger:
         """The ``tagger`` fixture's value: lazy under ``showdown`` (a run served from the cache
         never loads it), loaded for a test using it directly; raises ShowdownError when it cannot."""
+        if request.param not in self._handed:
+            self._handed.add(request.param)
+            request.node.user_properties.append((HANDED_PROPERTY, request.param))
         lazy = self.engine.tagger(request.param)
         if "showdown" not in request.fixturenames:
             try:
@@ -463,6 +471,7 @@ class ShowdownSession:
             return
         self._saw_items = True
         self._saw_showdown = self._saw_showdown or SHOWDOWN_KEYWORD in report.keywords
+        self._handed.update(str(v) for name, v in report.user_properties if name == HANDED_PROPERTY)
         if report.when != "call":
             report.user_properties = without_payload(report.user_properties)
             return
@@ -582,6 +591,11 @@ class ShowdownSession:
             return (
                 "no test ran it: no --tagger selects it and no collected test is marked for it (pass "
                 f"--tagger {tagger}, or mark a test @pytest.mark.tagger('{tagger}'))"
+            )
+        if tagger in self._handed:
+            return (
+                "its tests ran but recorded no post: a gate judges the posts a test scores with "
+                "showdown.run(post, tagger)"
             )
         return (
             f"none of its {len(self.posts())} posts ran: the selected tests (-k, -m, --deselect, "

@@ -204,3 +204,25 @@ def test_pytest_exit_with_code_0_under_a_gate_exits_2(pytester: pytest.Pytester,
     # Without a gate, the test's own exit code stands.
     ungated, _ = run("--showdown-db", str(db))
     assert ungated.ret == 0
+
+
+def test_a_gated_tagger_whose_tests_score_no_post_fails_saying_so(
+    pytester: pytest.Pytester, run_showdown: ShowdownRun
+) -> None:
+    db = install_brightness_tagger(pytester)
+    pytester.makepyfile(test_user="def test_takes(post, tagger):\n    assert tagger.spec.name == 'bright'\n")
+    common = ("--tagger", "bright", "--showdown-db", str(db))
+    # Without a gate, a test of the user's own that takes a tagger is theirs to judge.
+    ungated, _ = run_showdown(*common)
+    assert ungated.ret == 0
+    ungated.assert_outcomes(passed=8)
+    # Before: failed, but said "none of its 8 posts ran: the selected tests (-k, -m, ...) left them out".
+    gated, _ = run_showdown(*common, "--showdown-baseline", "bright=0.1")
+    assert gated.ret == 1
+    gated.assert_outcomes(passed=8, failed=1)
+    gated.stdout.fnmatch_lines(
+        [
+            "FAIL scored: bright: no post was scored: its tests ran but recorded no post: a gate judges the "
+            "posts a test scores with showdown.run(post, tagger)"
+        ]
+    )
