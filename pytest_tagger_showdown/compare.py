@@ -49,6 +49,8 @@ POWER: Final = 0.8
 SEED: Final = 20230610
 #: A per-post difference SD at most this is no spread: the rounding of scores that all changed alike.
 _NO_SPREAD: Final = 1e-9
+#: The compare gate's verdict key when it compared no tagger at all (the id of its test case).
+NOTHING_COMPARED: Final = "no-tagger"
 #: Resampled indices generated at once, to bound memory on large runs.
 _CHUNK_CELLS: Final = 1 << 22
 
@@ -396,7 +398,9 @@ def _power_text(c: TaggerComparison, margin: float) -> str:
 
 
 def regression_failures(comparison: RunComparison, margin: float, label: str) -> list[str]:
-    """One message per tagger the gate fails: a significant drop beyond ``margin``, or no common post."""
+    """One message per tagger the gate fails: a significant drop beyond ``margin``, no common post,
+    or no scored post in ``label`` at all (the later run's tagger has nothing to be judged against);
+    and one when no tagger was compared: a gate that judged nothing is no pass."""
     failures = [
         f"{c.tagger}: average score dropped by {-c.change.mean:.3f} against {label} "
         f"({c.before:.3f} -> {c.after:.3f} over {c.posts} paired posts; p {c.change.p_value:.4f}, "
@@ -418,7 +422,20 @@ def regression_failures(comparison: RunComparison, margin: float, label: str) ->
         for tagger in comparison.no_common_posts
         if tagger not in comparison.changed_truth
     ]
+    failures += [
+        f"{tagger}: cannot compare against {label}: it scored no post there (that run has "
+        f"{', '.join(sorted(_before_taggers(comparison))) or 'no scored tagger'})"
+        for tagger in comparison.only_after
+    ]
+    if not failures and not comparison.taggers:
+        failures.append(f"no tagger was compared against {label}: the later run scored no post")
     return failures
+
+
+def _before_taggers(comparison: RunComparison) -> set[str]:
+    """The taggers that scored a post in the earlier run."""
+    compared = {c.tagger for c in comparison.taggers}
+    return compared | set(comparison.only_before) | set(comparison.no_common_posts)
 
 
 def power_notes(comparison: RunComparison, margin: float) -> list[str]:
@@ -533,8 +550,12 @@ class CompareGate:
 
     @property
     def verdicts(self) -> dict[str, str | None]:
-        """Every compared tagger (and every one without a common post) with its failure or None."""
-        names = [c.tagger for c in self.comparison.taggers] + list(self.comparison.no_common_posts)
+        """Every tagger of the later run (compared, without a common post, or not in the earlier
+        run) with its failure or None; :data:`NOTHING_COMPARED` with its failure when there is none."""
+        comparison = self.comparison
+        names = [c.tagger for c in comparison.taggers] + [*comparison.no_common_posts, *comparison.only_after]
+        if not names:
+            return {NOTHING_COMPARED: self.failures[0] if self.failures else None}
         return {
             name: next((f for f in self.failures if f.startswith(f"{name}: ")), None)
             for name in sorted(names)

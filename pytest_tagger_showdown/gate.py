@@ -8,10 +8,11 @@ from .results import TaggerSummary
 
 
 def baseline_verdicts(
-    summaries: Iterable[TaggerSummary], baselines: Mapping[str, float]
+    summaries: Iterable[TaggerSummary], baselines: Mapping[str, float], posts: int | None = None
 ) -> dict[str, str | None]:
     """Per tagger with a baseline: None when it meets it, else a message naming its average, the
-    baseline and its worst posts. A tagger that scored no post (or never ran) fails: no score, no pass."""
+    baseline, the posts it was judged over (``of posts``: the run's, when it scored fewer) and its
+    worst posts. A tagger that scored no post (or never ran) fails: no score, no pass."""
     by_name = {summary.tagger: summary for summary in summaries}
     verdicts: dict[str, str | None] = {}
     for tagger, baseline in baselines.items():
@@ -21,9 +22,11 @@ def baseline_verdicts(
             verdicts[tagger] = f"{tagger}: no post was scored{errors}, baseline {baseline:.3f} not met"
         elif summary.avg_score < baseline:
             worst = ", ".join(f"{label} ({score:+.3f})" for label, score in summary.worst)
+            judged = summary.images + summary.errors
+            of = f" of {posts}" if posts is not None and judged < posts else ""
             verdicts[tagger] = (
                 f"{tagger}: average score {summary.avg_score:.3f} is below its baseline "
-                f"{baseline:.3f} over {summary.images} posts; worst posts: {worst}"
+                f"{baseline:.3f} over {summary.images}{of} posts; worst posts: {worst}"
             )
         else:
             verdicts[tagger] = None

@@ -103,15 +103,19 @@ def write_summary(
     verdicts: Sequence[tuple[str, str | None]],
     written: Sequence[Path],
     errors: Sequence[str] = (),
+    notes: Sequence[str] = (),
 ) -> None:
     """The terminal summary: the tables (:func:`summary_tables`), the files written, the files that
-    could not be written and the gates' failures (in red)."""
+    could not be written, the gates' notes (a tagger judged over some posts only) and failures (in
+    red)."""
     for line in tables:
         write_line(line)
     for path in written:
         write_line(f"written: {path}")
     for error in errors:
         write_line(f"FAIL output: {error}", red=True, bold=True)
+    for note in notes:
+        write_line(f"note: {note}")
     for kind, failure in verdicts:
         if failure is not None:
             write_line(f"FAIL {kind}: {failure}", red=True, bold=True)

@@ -142,6 +142,11 @@ class SessionHooks:
         groups = yield
         return benchmarking.collapsed(config, groups)
 
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any) -> None:
+        """pytest-xdist: a worker is done; the controller learns the taggers its tests asked for."""
+        self.session.take_collected(getattr(node, "workeroutput", {}))
+
     def pytest_keyboard_interrupt(self) -> None:
         self.session.interrupt(self.config)
 

@@ -20,7 +20,7 @@ import pytest
 
 from .analysis import RunAnalysis, analyse_run
 from .cache import ShowdownCache
-from .compare import CompareGate, check_comparable, gate_against
+from .compare import NOTHING_COMPARED, CompareGate, check_comparable, gate_against
 from .dataset.post import Post
 from .dataset.store import Dataset
 from .devices import shared_gpu_warning, visible_gpus, worker_device
@@ -54,6 +54,11 @@ FACTS_PROPERTY: Final = "tagger_showdown_facts"
 SHOWDOWN_KEYWORD: Final = "showdown"
 #: Node ids of the gate verdicts' test cases (:class:`GateVerdict`).
 GATE_PREFIX: Final = f"{SUITE_NODE}::gate["
+#: The ``user_properties`` key a tagger's name travels under the first time a test of this process
+#: takes it (:meth:`ShowdownSession.tagger`): its tests ran, whether or not they scored a post.
+HANDED_PROPERTY: Final = "tagger_showdown_handed"
+#: The ``workeroutput`` key an xdist worker sends the taggers its collected tests asked for under.
+COLLECTED_OUTPUT: Final = "tagger_showdown_collected"
 
 
 @dataclass(frozen=True)
@@ -122,6 +127,8 @@ class ShowdownSession:
     compare_run: SavedRun | None = None
     compare_gate: CompareGate | None = None
     verdicts: list[GateVerdict] = field(default_factory=list)
+    #: Lines the gates' verdicts need read with: a gate judged a tagger over some posts only.
+    notes: list[str] = field(default_factory=list)
     analysis: RunAnalysis | None = None
     #: The onnxruntime provider the ONNX taggers run on (None: none selected, or no onnxruntime), and
     #: the warnings about it: ``--showdown-providers`` asked for one this machine lacks, or several
@@ -142,6 +149,11 @@ class ShowdownSession:
     _facts_sent: set[str] = field(default_factory=set)
     _saw_items: bool = False
     _saw_showdown: bool = False
+    #: The taggers collected tests were parametrized with, before any deselection (on the
+    #: controller, those of every xdist worker too: :meth:`take_collected`).
+    _collected: set[str] = field(default_factory=set)
+    #: The taggers a test took (the ``tagger`` fixture): here, and on the controller from every process.
+    _handed: set[str] = field(default_factory=set)
     _planned: set[str] = field(default_factory=set)
     #: Node ids of the built-in showdown given as arguments (:meth:`take_node_ids`).
     _node_ids: list[str] = field(default_factory=list)
@@ -312,6 +324,9 @@ class ShowdownSession:
                 reason = f"marked for {', '.join(names)}, but --tagger selects {', '.join(selected)}"
                 names = [name for name in names if name in selected]
             if names:
+                self._collected.update(names)
+                if self.is_worker:
+                    metafunc.config.workeroutput[COLLECTED_OUTPUT] = sorted(self._collected)  # type: ignore[attr-defined]
                 metafunc.parametrize("tagger", names, indirect=True, ids=names)
             else:
                 skip = pytest.mark.skip(reason=reason)
@@ -369,9 +384,17 @@ class ShowdownSession:
             showdown = chosen
         items.extend(showdown)
 
+    def take_collected(self, workeroutput: dict[str, Any]) -> None:
+        """On the controller, when an xdist worker is done: the taggers its collected tests asked
+        for (the controller collects nothing itself)."""
+        self._collected.update(str(name) for name in workeroutput.get(COLLECTED_OUTPUT, ()))
+
     def tagger(self, request: pytest.FixtureRequest) -> Tagger:
         """The ``tagger`` fixture's value: lazy under ``showdown`` (a run served from the cache
         never loads it), loaded for a test using it directly; raises ShowdownError when it cannot."""
+        if request.param not in self._handed:
+            self._handed.add(request.param)
+            request.node.user_properties.append((HANDED_PROPERTY, request.param))
         lazy = self.engine.tagger(request.param)
         if "showdown" not in request.fixturenames:
             try:
@@ -448,6 +471,7 @@ class ShowdownSession:
             return
         self._saw_items = True
         self._saw_showdown = self._saw_showdown or SHOWDOWN_KEYWORD in report.keywords
+        self._handed.update(str(v) for name, v in report.user_properties if name == HANDED_PROPERTY)
         if report.when != "call":
             report.user_properties = without_payload(report.user_properties)
             return
@@ -478,15 +502,29 @@ class ShowdownSession:
         from the item, which pytest keeps to the end of the run (issue 13: memory flat per item)."""
         item.user_properties[:] = without_payload(item.user_properties)
 
+    @property
+    def is_gated(self) -> bool:
+        """Whether a gate (a baseline, ``--showdown-compare``) judges this run."""
+        return bool(self.settings.baselines) or self.settings.compare_run is not None
+
     def _expects_scores(self) -> bool:
-        """Whether selected taggers must score posts: the built-in showdown ran (or would have: no
-        item ran at all) or a gate judges them. Tests of the user's own that ask for a tagger
-        without scoring a post are theirs to judge."""
-        settings = self.settings
-        gated = bool(settings.baselines) or settings.compare_run is not None
-        return bool(settings.taggers) and (
-            gated or self._saw_showdown or bool(self.results) or not self._saw_items
+        """Whether taggers must score posts: a gate judges the run, or taggers are selected and the
+        built-in showdown ran (or would have: no item ran at all). Tests of the user's own that ask
+        for a tagger without scoring a post, with no gate, are theirs to judge."""
+        return self.is_gated or (
+            bool(self.settings.taggers) and (self._saw_showdown or bool(self.results) or not self._saw_items)
         )
+
+    def judged(self) -> list[str]:
+        """The taggers the gates must judge, each failing the run unless it scored: every tagger
+        with a baseline, and under ``--showdown-compare`` every tagger ``--tagger`` selects or,
+        with marks choosing them, every tagger a collected test asked for (deselected or not) or
+        that scored. Deselecting a gated tagger's items never leaves it unjudged."""
+        settings = self.settings
+        names = set(settings.baselines)
+        if settings.compare_run is not None:
+            names |= set(settings.taggers) or self._collected | {r.tagger for r in self.results}
+        return sorted(names)
 
     def analyse(self) -> RunAnalysis | None:
         """The run's analysis, computed once, on the controller, when there are results (or there
@@ -509,7 +547,7 @@ class ShowdownSession:
                 similarity=RelatedTags(related) if related else None,
                 aliases=self.engine.aliases(),
                 providers=self._providers_used(),
-                selected=settings.taggers if self._expects_scores() else (),
+                selected=self._must_report(),
                 facts=facts,
                 extra={
                     "dataset_fingerprint": dataset_fingerprint(self.all_posts()),
@@ -527,12 +565,18 @@ class ShowdownSession:
     def _categories(self) -> list[str]:
         return sorted(c.value for c in self.settings.categories)
 
+    def _must_report(self) -> list[str]:
+        """The taggers that get a summary (a table row) even when they scored nothing: the
+        selected ones when scores are expected, and every one a gate judges."""
+        selected = list(self.settings.taggers) if self._expects_scores() else []
+        return selected + [name for name in self.judged() if name not in selected]
+
     def _must_score(self, tagger: str) -> bool:
-        """A selected tagger must score a post, unless every item of it was deselected (``-k``,
-        ``-m``, node ids) and no gate judges it: then the user narrowed the run to other taggers."""
+        """A selected or gated tagger must score a post, unless every item of it was deselected
+        (``-k``, ``-m``, node ids) and no gate judges it: then the user narrowed the run to other
+        taggers."""
         ran = any(result.tagger == tagger for result in self.results)
-        gated = tagger in self.settings.baselines or self.settings.compare_run is not None
-        return ran or gated or not self.posts()
+        return ran or tagger in self.judged() or not self.posts()
 
     def _no_score_reason(self, tagger: str) -> str:
         """Why a selected tagger scored no post: the dataset, the filters, or every post errored."""
@@ -550,6 +594,16 @@ class ShowdownSession:
                 f", limit {settings.limit}" if settings.limit else ""
             )
             return f"the dataset {settings.db} has no post for {limits}"
+        if tagger not in settings.taggers and tagger not in self._collected:
+            return (
+                "no test ran it: no --tagger selects it and no collected test is marked for it (pass "
+                f"--tagger {tagger}, or mark a test @pytest.mark.tagger('{tagger}'))"
+            )
+        if tagger in self._handed:
+            return (
+                "its tests ran but recorded no post: a gate judges the posts a test scores with "
+                "showdown.run(post, tagger)"
+            )
         return (
             f"none of its {len(self.posts())} posts ran: the selected tests (-k, -m, --deselect, "
             "paths, a skip) left them out"
@@ -569,18 +623,20 @@ class ShowdownSession:
         analysis = self.analyse()
         if analysis is None:
             return
+        must = {*self.settings.taggers, *self.judged()}
         verdicts = [
             GateVerdict(
                 "scored", s.tagger, f"{s.tagger}: no post was scored: {self._no_score_reason(s.tagger)}"
             )
             for s in analysis.summaries
-            if s.avg_score is None and s.tagger in self.settings.taggers and self._must_score(s.tagger)
+            if s.avg_score is None and s.tagger in must and self._must_score(s.tagger)
         ]
         unscored = {verdict.tagger for verdict in verdicts}
+        posts = len(self.posts())
         # One failure for one cause: a tagger that scored nothing has its verdict above, with why.
         verdicts += [
             GateVerdict("baseline", name, failure)
-            for name, failure in baseline_verdicts(analysis.summaries, self.settings.baselines).items()
+            for name, failure in baseline_verdicts(analysis.summaries, self.settings.baselines, posts).items()
             if name not in unscored
         ]
         if self.compare_run is not None:
@@ -591,8 +647,18 @@ class ShowdownSession:
                 margin=self.settings.compare_margin,
                 remark=self.compare_run.remark,
             )
-            verdicts += [GateVerdict("compare", n, f) for n, f in self.compare_gate.verdicts.items()]
+            verdicts += [
+                GateVerdict("compare", n, self._compare_failure(f) if n == NOTHING_COMPARED else f)
+                for n, f in self.compare_gate.verdicts.items()
+                if not (n == NOTHING_COMPARED and unscored)  # the scored verdicts said why
+            ]
         self.verdicts = verdicts
+        self.notes = [
+            f"{s.tagger} was judged over {s.images} of {posts} posts: the selected tests (-k, -m, "
+            "--deselect, paths, a skip) left the others out"
+            for s in analysis.summaries
+            if s.tagger in {v.tagger for v in verdicts} and 0 < s.images + s.errors < posts
+        ]
         document = {
             **analysis.document,
             "gates": [{"gate": v.kind, "tagger": v.tagger, "failure": v.failure} for v in verdicts],
@@ -602,6 +668,12 @@ class ShowdownSession:
         for verdict in verdicts:
             for report in verdict.reports():
                 session.config.hook.pytest_runtest_logreport(report=report)
+
+    def _compare_failure(self, failure: str | None) -> str | None:
+        """The compare gate's "nothing compared", saying how to choose taggers when none ran."""
+        if failure is None or self.results or self.settings.taggers:
+            return failure
+        return f"{failure}; {NO_TAGGER}"
 
     def interrupt(self, config: pytest.Config) -> None:
         """Ctrl-C: what ran is still written, marked ``interrupted``; nothing is gated or saved, by
@@ -632,6 +704,9 @@ class ShowdownSession:
             pytest.ExitCode.NO_TESTS_COLLECTED,
         ):
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if self.interrupted and self.is_gated and session.exitstatus == pytest.ExitCode.OK:
+            # pytest.exit(returncode=0) mid-run: a gate that judged nothing must not pass the build.
+            session.exitstatus = pytest.ExitCode.INTERRUPTED
 
     def save_history(self, config: pytest.Config) -> None:
         """With ``--benchmark-save``/``--benchmark-autosave``, save this run when pytest-benchmark
@@ -693,13 +768,17 @@ class ShowdownSession:
             return
         reporter.write_sep("=", "tagger showdown")
         if self.interrupted:
-            reporter.write_line("interrupted: outputs marked interrupted; not gated, not saved as history")
+            gated = "; a gate is configured: exit code 2, never 0" if self.is_gated else ""
+            reporter.write_line(
+                f"interrupted: outputs marked interrupted; not gated, not saved as history{gated}"
+            )
         write_summary(
             reporter.write_line,
             self._tables(self.analysis) if self.tables is None else self.tables,
             verdicts=[(v.kind, v.failure) for v in self.verdicts],
             written=[*self.written, *([self.saved] if self.saved else [])],
             errors=self.write_errors,
+            notes=self.notes,
         )
 
 

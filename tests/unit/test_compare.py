@@ -9,6 +9,7 @@ import pytest
 
 from pytest_tagger_showdown.compare import (
     DEFAULT_MARGIN,
+    NOTHING_COMPARED,
     compare_runs,
     detectable_drop,
     format_comparison,
@@ -118,11 +119,25 @@ def test_taggers_in_one_run_only_and_without_common_posts() -> None:
     assert comparison.only_before == ("a",)
     assert comparison.only_after == ("c",)
     assert comparison.no_common_posts == ("b",)
-    (failure,) = regression_failures(comparison, 0.02, "run 1")
-    assert failure.startswith("b: cannot compare against run 1: no post was scored in both runs")
+    # Before: c, scored only in the later run, went ungated (the gate passed having judged nothing).
+    no_common, absent = regression_failures(comparison, 0.02, "run 1")
+    assert no_common.startswith("b: cannot compare against run 1: no post was scored in both runs")
+    assert absent == "c: cannot compare against run 1: it scored no post there (that run has a, b)"
+    gate = gate_against(before, after, label="run 1", margin=0.02)
+    assert gate.verdicts == {"b": no_common, "c": absent}
     text = format_comparison(comparison, 0.02)
     assert "only in the first run: a" in text
     assert "only in the second run: c" in text
+
+
+def test_a_comparison_of_no_tagger_fails_the_gate() -> None:
+    # Before: "Holm over 0 tagger(s)", no failure: the gate passed having compared nothing.
+    before = document({"a": [0.5]})
+    after: dict[str, Any] = {"posts": []}
+    gate = gate_against(before, after, label="run 1", margin=0.02)
+    failure = "no tagger was compared against run 1: the later run scored no post"
+    assert gate.failures == (failure,)
+    assert gate.verdicts == {NOTHING_COMPARED: failure}
 
 
 def test_tags_that_gained_and_lost_most() -> None:

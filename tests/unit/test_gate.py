@@ -27,3 +27,13 @@ def test_a_baseline_for_a_tagger_that_scored_nothing_fails() -> None:
     assert verdicts["strong"] is None
     assert verdicts["idle"] == "idle: no post was scored (0 errors), baseline 0.100 not met"
     assert verdicts["absent"] == "absent: no post was scored, baseline 0.100 not met"
+
+
+def test_a_baseline_judged_over_some_posts_only_says_over_how_many_of_the_run() -> None:
+    summaries = summarize_all([result(1, 1, 1, 4, tagger="weak"), result(2, 1, 1, 4, tagger="weak")])
+    narrowed = baseline_verdicts(summaries, {"weak": 0.5}, posts=48)["weak"]
+    assert narrowed is not None
+    assert " over 2 of 48 posts; " in narrowed  # before: "over 2 posts", as if that were the run
+    whole = baseline_verdicts(summaries, {"weak": 0.5}, posts=2)["weak"]
+    assert whole is not None
+    assert " over 2 posts; " in whole
