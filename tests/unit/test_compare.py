@@ -133,7 +133,7 @@ def test_taggers_in_one_run_only_and_without_common_posts() -> None:
 def test_a_comparison_of_no_tagger_fails_the_gate() -> None:
     # Before: "Holm over 0 tagger(s)", no failure: the gate passed having compared nothing.
     before = document({"a": [0.5]})
-    after: dict[str, Any] = {"posts": []}
+    after: dict[str, Any] = {"posts": [], "categories": ["general"]}
     gate = gate_against(before, after, label="run 1", margin=0.02)
     failure = "no tagger was compared against run 1: the later run scored no post"
     assert gate.failures == (failure,)
