@@ -19,6 +19,13 @@ Power (normal approximation): with per-post difference SD ``sd`` over ``n`` post
 ``(z(1 - a) + z(0.8)) * sd / sqrt(n)`` is detected with 80% power at the one-sided level
 ``a = ALPHA / taggers / 2`` (Holm's first, strictest step), and ``((z(1 - a) + z(0.8)) * sd /
 margin)^2`` posts are needed to detect a drop of the margin.
+
+Degenerate comparisons: fewer than :data:`MIN_PAIRED` paired posts have no spread to test a change
+by, so they make no claim (p-values 1, left out of Holm's family) and the compare gate fails the
+tagger as one it cannot judge. Every paired post changed by the same amount (an SD of at most
+:data:`_NO_SPREAD`, the rounding of floats) is certain: a change of exactly 0 is ``unchanged`` (a
+deterministic tagger reproducing every score), any other is a consistent shift of every post, a real
+change, with the smallest p-value the resamples can give.
 """
 
 from __future__ import annotations
@@ -47,8 +54,11 @@ ALPHA: Final = 0.05
 POWER: Final = 0.8
 #: The seed of every bootstrap (the date of the study), so the same two runs always compare the same.
 SEED: Final = 20230610
-#: A per-post difference SD at most this is no spread: the rounding of scores that all changed alike.
+#: A per-post difference SD (or mean) at most this is no spread (no change): the rounding of scores
+#: that all changed alike.
 _NO_SPREAD: Final = 1e-9
+#: The fewest paired posts a change can be tested over: one post has no spread to test it by.
+MIN_PAIRED: Final = 2
 #: The compare gate's verdict key when it compared no tagger at all (the id of its test case).
 NOTHING_COMPARED: Final = "no-tagger"
 #: Resampled indices generated at once, to bound memory on large runs.
@@ -91,11 +101,16 @@ def paired_bootstrap(
     confidence: float = CONFIDENCE,
     seed: int = SEED,
 ) -> Bootstrap:
-    """Mean of ``after - before`` (paired by position) with a percentile bootstrap interval."""
+    """Mean of ``after - before`` (paired by position) with a percentile bootstrap interval; with
+    fewer than :data:`MIN_PAIRED` pairs, no claim (p-values 1, the interval the mean itself). Raises
+    ValueError when there is no pair."""
     differences = np.asarray(after, dtype=np.float64) - np.asarray(before, dtype=np.float64)
     count = differences.size
     if count == 0:
         raise ValueError("no pairs to compare")
+    if count < MIN_PAIRED:
+        mean = float(differences.mean())
+        return Bootstrap(mean, mean, mean)
     rng = np.random.default_rng(seed)
     means = np.empty(resamples, dtype=np.float64)
     sds = np.empty(resamples, dtype=np.float64)
@@ -108,7 +123,7 @@ def paired_bootstrap(
     tail = (1 - confidence) / 2
     low, high = np.quantile(means, [tail, 1 - tail])
     mean = float(differences.mean())
-    sd = float(differences.std(ddof=1)) if count > 1 else 0.0
+    sd = float(differences.std(ddof=1))
     p_drop, p_gain = _one_sided_p(mean, sd, means, sds)
     return Bootstrap(mean, float(low), float(high), p_drop, p_gain, sd)
 
@@ -123,8 +138,8 @@ def _one_sided_p(
     (Efron & Tibshirani 1993, ch. 12 and 16)."""
     resamples = means.size
     floor = 1 / (1 + resamples)
-    if sd == 0:  # every post changed by the same amount: certain
-        return (floor if mean < 0 else 1.0), (floor if mean > 0 else 1.0)
+    if sd <= _NO_SPREAD:  # every post changed by the same amount, up to rounding: certain
+        return (floor if mean < -_NO_SPREAD else 1.0), (floor if mean > _NO_SPREAD else 1.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         studentized = np.nan_to_num((means - mean) / sds, nan=0.0)
     observed = mean / sd
@@ -194,14 +209,26 @@ class TaggerComparison:
     #: What differs between the runs for this tagger (thresholds, model, provider, ...).
     differences: tuple[str, ...] = ()
 
+    @property
+    def judgeable(self) -> bool:
+        """Whether enough posts were paired to test a change (:data:`MIN_PAIRED`); the gate fails a
+        tagger it cannot judge."""
+        return self.posts >= MIN_PAIRED
+
+    @property
+    def unchanged(self) -> bool:
+        """Every paired post scored the same in both runs (up to rounding): no change, nothing to
+        detect, so no power to report."""
+        return self.judgeable and abs(self.change.mean) <= _NO_SPREAD and self.change.sd <= _NO_SPREAD
+
     def regressed(self, margin: float) -> bool:
         """The gate rule: a drop beyond ``margin`` that is significant after Holm's adjustment."""
-        return self.change.mean < -margin and self.adjusted_p <= ALPHA
+        return self.judgeable and self.change.mean < -margin and self.adjusted_p <= ALPHA
 
     @property
     def is_gain(self) -> bool:
         """A gain significant after Holm's adjustment (the table's ``gain``)."""
-        return self.change.mean > 0 and self.adjusted_p <= ALPHA
+        return self.judgeable and self.change.mean > 0 and self.adjusted_p <= ALPHA
 
     @property
     def level(self) -> float:
@@ -214,7 +241,7 @@ class TaggerComparison:
         """Whether the per-post changes have a spread to estimate power from: not with one paired
         post, nor when every post changed by exactly the same amount (an SD of 0 would claim that
         any drop is detected, and that 2 posts detect the margin)."""
-        return self.posts >= 2 and self.change.sd > _NO_SPREAD
+        return self.judgeable and self.change.sd > _NO_SPREAD
 
     @property
     def detectable(self) -> float | None:
@@ -229,7 +256,10 @@ class TaggerComparison:
 
     def underpowered(self, margin: float) -> bool:
         """Whether the margin is below the smallest drop this run could detect, or the power is
-        unknown: then a green verdict promises nothing about drops of the margin's size."""
+        unknown: then a green verdict promises nothing about drops of the margin's size. Not when
+        every post is unchanged: there is no drop to detect."""
+        if self.unchanged:
+            return False
         return self.detectable is None or margin < self.detectable
 
 
@@ -367,12 +397,14 @@ def compare_runs(
                 differences=_differences(before, after, tagger),
             )
         )
-    adjusted = holm_adjusted([c.change.p_value for c in compared])
-    family = len(compared)
+    # Holm's family is the taggers a change can be tested for: one that cannot be judged claims nothing.
+    tested = [c for c in compared if c.judgeable]
+    adjusted = dict(
+        zip((c.tagger for c in tested), holm_adjusted([c.change.p_value for c in tested]), strict=True)
+    )
+    family = max(1, len(tested))
     return RunComparison(
-        taggers=tuple(
-            replace(c, adjusted_p=p, family=family) for c, p in zip(compared, adjusted, strict=True)
-        ),
+        taggers=tuple(replace(c, adjusted_p=adjusted.get(c.tagger, 1.0), family=family) for c in compared),
         only_before=tuple(sorted(set(old) - set(new))),
         only_after=tuple(sorted(set(new) - set(old))),
         no_common_posts=tuple(no_common),
@@ -386,21 +418,20 @@ def _tags_text(changes: Sequence[TagChange]) -> str:
 
 def _power_text(c: TaggerComparison, margin: float) -> str:
     if c.detectable is None:
-        spread = (
-            "one paired post"
-            if c.posts < 2
-            else f"all {c.posts} paired posts changed by {c.change.mean:+.3f}"
+        return (
+            "power unknown: no spread of per-post changes to estimate it from "
+            f"(all {c.posts} paired posts changed by {c.change.mean:+.3f})"
         )
-        return f"power unknown: no spread of per-post changes to estimate it from ({spread})"
     needed = c.posts_for(margin)
     posts = f"{needed} posts would detect the margin" if needed is not None else "no post count detects 0"
     return f"detects drops of {c.detectable:.3f} or more with 80% power; {posts}"
 
 
 def regression_failures(comparison: RunComparison, margin: float, label: str) -> list[str]:
-    """One message per tagger the gate fails: a significant drop beyond ``margin``, no common post,
-    or no scored post in ``label`` at all (the later run's tagger has nothing to be judged against);
-    and one when no tagger was compared: a gate that judged nothing is no pass."""
+    """One message per tagger the gate fails: a significant drop beyond ``margin``, too few paired
+    posts to judge (:data:`MIN_PAIRED`), no common post, or no scored post in ``label`` at all (the
+    later run's tagger has nothing to be judged against); and one when no tagger was compared: a
+    gate that judged nothing is no pass."""
     failures = [
         f"{c.tagger}: average score dropped by {-c.change.mean:.3f} against {label} "
         f"({c.before:.3f} -> {c.after:.3f} over {c.posts} paired posts; p {c.change.p_value:.4f}, "
@@ -409,6 +440,12 @@ def regression_failures(comparison: RunComparison, margin: float, label: str) ->
         + (f"; differs: {'; '.join(c.differences)}" if c.differences else "")
         for c in comparison.taggers
         if c.regressed(margin)
+    ]
+    failures += [
+        f"{c.tagger}: cannot judge against {label}: {c.posts} post scored in both runs, at least "
+        f"{MIN_PAIRED} needed (one post's change has no spread to test it by)"
+        for c in comparison.taggers
+        if not c.judgeable
     ]
     failures += [
         f"{tagger}: cannot compare against {label}: {len(posts)} post(s) scored in both runs have "
@@ -440,7 +477,8 @@ def _before_taggers(comparison: RunComparison) -> set[str]:
 
 def power_notes(comparison: RunComparison, margin: float) -> list[str]:
     """One line per tagger whose margin is below the smallest drop this run can detect: its green
-    verdict says less than the margin promises."""
+    verdict says less than the margin promises (not for a tagger the gate fails, nor one whose every
+    post is unchanged)."""
     return [
         f"{c.tagger}: margin {margin:.3f} "
         + (
@@ -450,7 +488,7 @@ def power_notes(comparison: RunComparison, margin: float) -> list[str]:
         )
         + _power_text(c, margin)
         for c in comparison.taggers
-        if c.underpowered(margin) and not c.regressed(margin)
+        if c.judgeable and c.underpowered(margin) and not c.regressed(margin)
     ]
 
 
@@ -478,8 +516,12 @@ _TABLE_COLUMNS: Final = COMPARISON_HEADERS.index("verdict") + 1
 
 
 def _verdict(c: TaggerComparison, margin: float) -> str:
+    if not c.judgeable:
+        return "cannot judge"
     if c.regressed(margin):
         return "DROP"
+    if c.unchanged:
+        return "unchanged"
     verdict = "gain" if c.is_gain else "~"
     return f"{verdict} (underpowered)" if c.underpowered(margin) else verdict
 

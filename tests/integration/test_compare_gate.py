@@ -33,9 +33,12 @@ def test_compare_gate_passes_on_the_same_tagger_and_fails_on_a_drop(
         [
             "compared with saved run 0001_* (paired bootstrap, 95% CI; Holm over 1 tagger(s), "
             "family-wise 5%):",
-            "bright * 8 * +0.000 *",
+            "bright * 8 * +0.000 * unchanged",
         ]
     )
+    # Before: every rerun of an unchanged tagger said "~ (underpowered)" with a "power unknown" note.
+    assert "note:" not in same.stdout.str()
+    assert "underpowered" not in same.stdout.str()
     same.assert_outcomes(passed=9)  # 8 posts and the gate of bright
 
     # A cut-off above every probability drops the right background: one correct tag fewer, 1/3 less on
@@ -162,3 +165,34 @@ def test_posts_retagged_since_the_saved_run_fail_the_compare_gate(
             "compare runs of one dataset"
         ]
     )
+
+
+def test_one_paired_post_cannot_be_judged_by_the_compare_gate(
+    pytester: pytest.Pytester, run_showdown: ShowdownRun
+) -> None:
+    """Before: one paired post whose score fell was a significant DROP at p 0.0010 (a bootstrap over
+    one post has no spread): a claim noise alone makes whenever one post scores lower."""
+    db = install_brightness_tagger(pytester)
+    common = ["--tagger", "bright", "--showdown-db", str(db)]
+    first, _ = run_showdown(*common, json_file="base.json", distribute=False)
+    assert first.ret == 0
+    for threshold, in_table in (("0.9999", "* -0.333 *cannot judge"), ("0.35", "* +0.000 *cannot judge")):
+        result, _ = run_showdown(
+            *common,
+            "--showdown-compare",
+            "base.json",
+            "--showdown-threshold",
+            f"bright:{threshold}",
+            "-k",
+            "post200",
+        )
+        assert result.ret == 1
+        result.stdout.fnmatch_lines(
+            [
+                f"bright * 1 (7 unpaired) {in_table}",
+                "FAIL compare: bright: cannot judge against saved run base: 1 post scored in both runs, "
+                "at least 2 needed (one post's change has no spread to test it by)",
+            ]
+        )
+        assert "DROP" not in result.stdout.str()
+        assert "p 0.0010" not in result.stdout.str()

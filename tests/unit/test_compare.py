@@ -311,21 +311,66 @@ def test_posts_whose_ground_truth_changed_are_not_paired_and_fail_the_gate() -> 
     assert [f.split(": ")[2][:3] for f in regression_failures(every, 0.02, "run 1")] == ["40 "]
 
 
-@pytest.mark.parametrize(("before", "after"), [([0.5], [0.5]), ([0.5, 0.2, 0.1], [0.4, 0.1, 0.0])])
-def test_a_comparison_without_spread_has_unknown_power(before: list[float], after: list[float]) -> None:
-    """Before: one paired post (or posts that all changed alike) printed "detectable 0.000, posts for
-    margin 2" and no underpowered flag: artefacts of an SD of 0."""
-    comparison = compare_runs(document({"a": before}), document({"a": after}))
+def test_posts_that_all_changed_alike_have_unknown_power_and_a_certain_change() -> None:
+    """Before: posts that all changed alike printed "detectable 0.000, posts for margin 2" and no
+    underpowered flag: artefacts of an SD of 0. Their float differences (0.4 - 0.5 is -0.09999999999999998)
+    have an SD of 1e-17, not 0: the same certain change as an SD of exactly 0, not a t of 1e16."""
+    comparison = compare_runs(document({"a": [0.5, 0.2, 0.1]}), document({"a": [0.4, 0.1, 0.0]}))
     (a,) = comparison.taggers
     assert (a.detectable, a.posts_for(0.02), a.underpowered(0.02)) == (None, None, True)
+    # A consistent shift of every post is a real change: the smallest p-value 2,000 resamples give.
+    assert (a.change.p_drop, a.change.p_gain, a.change.p_value) == (1 / 2001, 1.0, 2 / 2001)
+    assert a.regressed(0.02)
     text = format_comparison(comparison, 0.2)  # a margin the change of -0.1 stays within
     row = next(line for line in text.splitlines() if line.startswith("a "))
     assert row.split()[-4:] == ["-", "-", "~", "(underpowered)"]
-    spread = "one paired post" if len(before) == 1 else "all 3 paired posts changed by -0.100"
     assert (
         "note: a: margin 0.200 may be below what this run can detect: power unknown: no spread of "
-        f"per-post changes to estimate it from ({spread})"
+        "per-post changes to estimate it from (all 3 paired posts changed by -0.100)"
     ) in text
+
+
+def test_one_paired_post_cannot_be_judged() -> None:
+    """Before: one paired post whose score fell 0.1 was a DROP at p 0.0010 (a zero-variance bootstrap
+    over one post), failing as a significant regression; with its score unchanged it passed."""
+    for after in (0.2, 0.3):
+        comparison = compare_runs(
+            document({"a": [0.3], "b": [0.5, 0.1]}), document({"a": [after], "b": [0.5, 0.1]})
+        )
+        a, b = comparison.taggers
+        assert (a.change.p_value, a.adjusted_p, a.regressed(0.02), a.is_gain) == (1.0, 1.0, False, False)
+        assert (a.family, b.family) == (1, 1)  # Holm's family is the taggers a change can be tested for
+        failure = "a: cannot judge against run 1: 1 post scored in both runs, at least 2 needed"
+        assert regression_failures(comparison, 0.02, "run 1") == [
+            f"{failure} (one post's change has no spread to test it by)"
+        ]
+        text = format_comparison(comparison, 0.02)
+        assert next(line for line in text.splitlines() if line.startswith("a ")).endswith("cannot judge")
+        assert "note: a:" not in text  # its failure says it
+        assert "DROP" not in text
+        assert (
+            gate_against(document({"a": [0.3]}), document({"a": [after]}), label="run 1", margin=0.02)
+            .verdicts["a"]
+            .startswith(failure)
+        )
+
+
+def test_every_post_unchanged_is_unchanged_without_a_power_note() -> None:
+    """Before: rerunning the same model (every paired change exactly 0) showed "~ (underpowered)" and
+    a note "power unknown ... all 48 paired posts changed by +0.000" on every compare."""
+    scores = post_scores(21, count=48).tolist()
+    comparison = compare_runs(document({"a": scores}), document({"a": scores}))
+    (a,) = comparison.taggers
+    assert (a.unchanged, a.underpowered(0.02), a.regressed(0.0), a.is_gain) == (True, False, False, False)
+    assert regression_failures(comparison, 0.0, "run 1") == []
+    text = format_comparison(comparison, 0.02)
+    row = next(line for line in text.splitlines() if line.startswith("a "))
+    assert row.split()[-4:] == ["1.0000", "-", "-", "unchanged"]
+    assert "note" not in text
+    # One post changed: no longer unchanged, and the power comes from the spread.
+    changed = compare_runs(document({"a": scores}), document({"a": [scores[0] - 0.1, *scores[1:]]}))
+    assert not changed.taggers[0].unchanged
+    assert changed.taggers[0].detectable is not None
 
 
 def test_the_dataset_fingerprint_covers_the_ground_truth() -> None:
