@@ -14,7 +14,8 @@ pytest-benchmark would have written.
 A run is named on the command line by a file path, by a saved run's number or name prefix
 (``0003``, ``0003_mybranch``) or by ``latest``: the newest saved run with showdown results that
 passed its gates (:func:`gate_failures`), so that a red build, saved by ``--benchmark-autosave``,
-never becomes the baseline that turns its own rerun green. A run stopped by Ctrl-C (``interrupted``)
+never becomes the baseline that turns its own rerun green. An ungated run (no gate option) failed
+nothing, so it can be ``latest``: it judged nothing, but its scores are a valid baseline. A run stopped by Ctrl-C (``interrupted``)
 is refused wherever it is named: its scores cover only the posts that ran.
 """
 
@@ -316,8 +317,9 @@ def history_rows(runs: Iterable[SavedRun], tagger: str | None = None) -> list[di
 
 
 def _gates_text(document: Mapping[str, Any]) -> str | None:
-    """``failed`` or ``passed`` for a gated run (``latest`` skips failed ones), None when ungated."""
-    if "gates" not in document:
+    """``failed`` or ``passed`` for a gated run (``latest`` skips failed ones), None when ungated:
+    a run records ``gates: []`` when it judged nothing, and nothing judged is not a pass."""
+    if not document.get("gates"):
         return None
     return "failed" if gate_failures(document) else "passed"
 

@@ -213,6 +213,21 @@ def test_history_says_which_runs_failed_their_gates(storage: Path) -> None:
     assert "| failed" in format_history(saved_runs(storage), "a")
 
 
+def test_an_ungated_run_is_not_marked_passed_but_can_be_latest(storage: Path) -> None:
+    """Before: a run saved without a gate option (the plugin records ``gates: []``) was marked
+    ``passed``, though it judged nothing."""
+    save(storage, "0004_ungated", {**showdown_document({"a": [0.3, 0.5]}), "gates": []})
+    save(storage, "0005_green", gated(showdown_document({"a": [0.3, 0.5]}), None))
+    rows = {row["run"]: row["gates"] for row in history_rows(saved_runs(storage), "a")}
+    assert (rows["0004_ungated"], rows["0005_green"]) == (None, "passed")
+    table = format_history(saved_runs(storage), "a").splitlines()
+    assert next(line for line in table if "0004_ungated" in line).rstrip(" |").endswith("-")
+    # An ungated run failed nothing: its scores are a baseline, so it can be latest.
+    save(storage, "0006_ungated", {**showdown_document({"a": [0.3, 0.5]}), "gates": []})
+    latest = find_run("latest", storage)
+    assert (latest.name, latest.remark) == ("0006_ungated", None)
+
+
 def test_an_interrupted_run_is_refused_as_an_input(
     storage: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
