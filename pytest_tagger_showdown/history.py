@@ -15,8 +15,9 @@ A run is named on the command line by a file path, by a saved run's number or na
 (``0003``, ``0003_mybranch``) or by ``latest``: the newest saved run with showdown results that
 passed its gates (:func:`gate_failures`), so that a red build, saved by ``--benchmark-autosave``,
 never becomes the baseline that turns its own rerun green. An ungated run (no gate option) failed
-nothing, so it can be ``latest``: it judged nothing, but its scores are a valid baseline. A run stopped by Ctrl-C (``interrupted``)
-is refused wherever it is named: its scores cover only the posts that ran.
+nothing, so it can be ``latest``: it judged nothing, but its scores are a valid baseline. A run
+stopped by Ctrl-C (``interrupted``) is refused wherever it is named: its scores cover only the posts
+that ran.
 """
 
 from __future__ import annotations

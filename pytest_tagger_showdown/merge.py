@@ -45,9 +45,37 @@ def _shard(run: SavedRun) -> tuple[int, int]:
     return int(index), int(count)
 
 
+def _check_whole(run: SavedRun, first: SavedRun, label: str) -> None:
+    """Refuse a shard that ran other taggers than ``first`` or whose tagger scored fewer posts than
+    the shard planned (``shard_posts``): a shard narrowed by -k, -m or --deselect would make the
+    merged run judge a part of the dataset as if it were all of it."""
+    ours, theirs = set(run.document.get("taggers", {})), set(first.document.get("taggers", {}))
+    if ours != theirs:
+        lacks = f"has no {', '.join(sorted(theirs - ours))}" if theirs - ours else ""
+        extra = f"has {', '.join(sorted(ours - theirs))}" if ours - theirs else ""
+        raise ShowdownError(
+            f"{run.path} (shard {label}) {' and '.join(filter(None, (lacks, extra)))}, unlike "
+            f"{first.path}: the shards ran different taggers, not one run"
+        )
+    planned = run.document.get("shard_posts")
+    if not isinstance(planned, int):
+        raise ShowdownError(
+            f"{run.path} (shard {label}) does not record how many posts its shard planned "
+            "(no 'shard_posts'): run the shard again with this version"
+        )
+    for tagger, entry in sorted(run.document.get("taggers", {}).items()):
+        ran = int(entry.get("images") or 0) + int(entry.get("errors") or 0)
+        if ran < planned:
+            raise ShowdownError(
+                f"{run.path} (shard {label}): {tagger} ran {ran} of the shard's {planned} posts "
+                f"({planned - ran} missing: deselected by -k, -m, --deselect or a skip); "
+                "merge needs whole shards: run the shard again without narrowing it"
+            )
+
+
 def check_shards(runs: Sequence[SavedRun]) -> None:
-    """Refuse runs that are not the shards of one run, each once, all there; raises ShowdownError
-    naming the difference."""
+    """Refuse runs that are not the shards of one run, each once, all there, each whole
+    (:func:`_check_whole`); raises ShowdownError naming the difference."""
     if not runs:
         raise ShowdownError("nothing to merge: name the shards' --showdown-json files")
     first = runs[0]
@@ -60,14 +88,13 @@ def check_shards(runs: Sequence[SavedRun]) -> None:
         if index in seen:
             raise ShowdownError(f"{run.path} and {seen[index]} are both shard {index}/{count}: they overlap")
         seen[index] = run.path
+        _check_whole(run, first, f"{index}/{count}")
         for name in SHARED:
             if run.document.get(name) != first.document.get(name):
                 raise ShowdownError(
                     f"{run.path} and {first.path} differ in {name} "
                     f"({run.document.get(name)!r} vs {first.document.get(name)!r}): not one run"
                 )
-        if set(run.document.get("taggers", {})) != set(first.document.get("taggers", {})):
-            raise ShowdownError(f"{run.path} and {first.path} ran different taggers: not one run")
     count = counts.pop()
     missing = sorted(set(range(1, count + 1)) - set(seen))
     if missing:
@@ -113,6 +140,7 @@ def merge_runs(runs: Sequence[SavedRun]) -> RunAnalysis:
             **{name: first[name] for name in RUN_FACTS if name in first},
             "interrupted": False,  # read_run refuses an interrupted shard
             "shard": None,
+            "shard_posts": None,
             "thresholds": first.get("thresholds"),
             "merged_from": [str(r.path) for r in runs],
         },

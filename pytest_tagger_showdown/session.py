@@ -554,6 +554,8 @@ class ShowdownSession:
                     "package_version": package_version(),
                     "interrupted": self.interrupted,
                     "shard": None if settings.shard is None else settings.shard.label,
+                    # The posts this shard planned: ``merge`` refuses a shard narrowed by -k or -m.
+                    "shard_posts": None if settings.shard is None else len(self.posts()),
                     "thresholds": {
                         name: asdict(self.engine.pool.spec(name).thresholds)
                         for name in sorted({r.tagger for r in self.results})

@@ -84,6 +84,40 @@ def test_a_baseline_gates_the_merged_run(
         )
 
 
+def test_merge_refuses_a_shard_narrowed_by_k(
+    pytester: pytest.Pytester, run_showdown: ShowdownRun, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: a shard run with -k "not postN" merged without a word (the merged run judged 19 of 20
+    posts), and one whose -k left out a whole tagger was refused as "differ in thresholds"."""
+    documents = []
+    for index in (1, 2):
+        result, document = run_showdown(*COMMON, "--showdown-shard", f"{index}/2", json_file=f"s{index}.json")
+        assert result.ret == 0
+        documents.append(document)
+    assert [d["shard_posts"] for d in documents] == [10, 10]
+    left_out = post_rows(documents[1])[0]["post_id"]
+    narrowed, _ = run_showdown(
+        *COMMON, "--showdown-shard", "2/2", "-k", f"not post{left_out}", json_file="s2k.json"
+    )
+    assert narrowed.ret == 0
+    one_tagger, _ = run_showdown(
+        *COMMON, "--showdown-shard", "2/2", "-k", "not control", json_file="s2t.json"
+    )
+    assert one_tagger.ret == 0  # every item of control was deselected: no gate judges it
+    capsys.readouterr()
+    first = str(pytester.path / "s1.json")
+    assert main(["merge", first, str(pytester.path / "s2k.json"), "-o", str(pytester.path / "m.json")]) == 2
+    assert capsys.readouterr().err == (
+        f"tagger-showdown: error: {pytester.path / 's2k.json'} (shard 2/2): control ran 9 of the shard's "
+        "10 posts (1 missing: deselected by -k, -m, --deselect or a skip); merge needs whole shards: "
+        "run the shard again without narrowing it\n"
+    )
+    assert not (pytester.path / "m.json").exists()
+    assert main(["merge", first, str(pytester.path / "s2t.json"), "-o", str(pytester.path / "m.json")]) == 2
+    assert "(shard 2/2): control ran 0 of the shard's 10 posts (10 missing" in capsys.readouterr().err
+    assert main(["merge", first, str(pytester.path / "s2.json"), "-o", str(pytester.path / "m.json")]) == 0
+
+
 @pytest.mark.parametrize("shard", ["0/3", "4/3", "three"])
 def test_a_malformed_shard_is_a_usage_error(run_showdown: ShowdownRun, shard: str) -> None:
     result, _ = run_showdown("--tagger", "control", "--showdown-shard", shard)

@@ -21,8 +21,9 @@ def shard(index: int, count: int = 3, **changes: Any) -> SavedRun:
         "dataset": "posts.db",
         "categories": ["general"],
         "thresholds": {"t": {"general": 0.35, "character": 0.85, "mcut": False}},
-        "taggers": {"t": {}},
+        "taggers": {"t": {"images": 9, "errors": 1}},
         "shard": f"{index}/{count}",
+        "shard_posts": 10,
         **changes,
     }
     return SavedRun(name=f"s{index}", path=Path(f"s{index}.json"), document=document)
@@ -41,7 +42,26 @@ def test_the_shards_of_one_run_pass() -> None:
         ([shard(1), shard(2, categories=["general", "character"]), shard(3)], "differ in categories"),
         ([shard(1), shard(2, dataset="other.db"), shard(3)], "differ in dataset"),
         ([shard(1), shard(2), shard(3, thresholds={"t": {"general": 0.5}})], "differ in thresholds"),
-        ([shard(1), shard(2, taggers={"t": {}, "u": {}}), shard(3)], "ran different taggers"),
+        (
+            [shard(1), shard(2, taggers={"t": {"images": 10}, "u": {"images": 10}}), shard(3)],
+            r"s2.json \(shard 2/3\) has u, unlike s1.json: the shards ran different taggers",
+        ),
+        # Before: a shard whose -k deselected a whole tagger was refused as "differ in thresholds".
+        (
+            [shard(1), shard(2, taggers={}, thresholds={}), shard(3)],
+            r"s2.json \(shard 2/3\) has no t, unlike s1.json: the shards ran different taggers",
+        ),
+        # Before: a shard narrowed by -k merged without a word, and the merged run judged 9 of 10 posts.
+        (
+            [shard(1), shard(2, taggers={"t": {"images": 8, "errors": 1}}), shard(3)],
+            r"s2.json \(shard 2/3\): t ran 9 of the shard's 10 posts \(1 missing: deselected by -k, -m, "
+            r"--deselect or a skip\); merge needs whole shards",
+        ),
+        (
+            [shard(1), shard(2, taggers={"t": {"images": 0, "errors": 0}}, thresholds={}), shard(3)],
+            r"t ran 0 of the shard's 10 posts \(10 missing",
+        ),
+        ([shard(1), shard(2, shard_posts=None), shard(3)], r"s2.json \(shard 2/3\) does not record how many"),
         ([shard(1), shard(2, shard=None), shard(3)], "not a shard's run"),
     ],
 )
