@@ -187,3 +187,29 @@ def test_an_output_that_is_a_symlink_is_written_through(
     assert result.ret == 0, result.stdout.str()
     assert (pytester.path / "link.html").is_symlink()
     assert "<html" in target.read_text().lower()
+
+
+def test_a_usage_error_pytest_finds_after_configure_writes_and_shows_nothing(
+    pytester: pytest.Pytester, run_showdown: ShowdownRun, db: Path
+) -> None:
+    """Before: pytest said ``ERROR: Unknown marker(s)`` (exit 4), and the plugin still printed its
+    tables over 0 images and wrote o1.json and its probability store."""
+    result, _ = run_showdown(
+        "--tagger",
+        "control",
+        "--showdown-db",
+        str(db),
+        "--strict-markers",
+        "-m",
+        "not_showdown",
+        "--showdown-json",
+        "o1.json",
+        json_file=None,
+    )
+    # Under ``-n 2`` the workers find the error, and pytest-xdist reports their stop as its own
+    # internal error (``assert not crashitem``): not this plugin's to change; no outputs either way.
+    expected = pytest.ExitCode.INTERNAL_ERROR if "2" in run_showdown.mode else pytest.ExitCode.USAGE_ERROR
+    assert result.ret == expected, result.stdout.str()
+    assert "tagger showdown" not in result.stdout.str()
+    assert "scored over" not in result.stdout.str()
+    assert sorted(p.name for p in pytester.path.iterdir() if p.name.startswith("o1")) == []
