@@ -3,11 +3,17 @@
 The data goes to a temporary file beside the target (same folder, so the same file system, named per
 process and call so concurrent writers never share one) and is moved into place with
 :func:`os.replace`, which is atomic on POSIX and Windows (Python documentation of ``os.replace``).
+
+``os.replace`` swaps the new file over whatever the name holds. So a symlink is written through (its
+target is replaced; the link stays), and a name that holds no regular file (``/dev/null``, any
+device, a fifo, a socket, a folder) is refused, never replaced: as root, replacing ``/dev/null``
+would break the machine for every other program.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,16 +22,22 @@ from pathlib import Path
 
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
-    """A temporary path to write; on leaving the block without an error it replaces ``path``.
+    """A temporary path to write; on leaving the block without an error it replaces ``path`` (a
+    symlink's target, the link left as it is).
 
     The parent folder is created. On an error the temporary file is removed and ``path`` is left
-    as it was; ``OSError`` from writing or replacing propagates.
+    as it was; ``OSError`` from writing or replacing propagates, and is raised before anything is
+    written when ``path`` holds something other than a regular file (:func:`not_a_file_reason`).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.partial")
+    target = Path(os.path.realpath(path))
+    reason = not_a_file_reason(target)
+    if reason is not None:
+        raise OSError(f"{path} is {reason}, not a regular file: it is never replaced")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex}.partial")
     try:
         yield partial
-        os.replace(partial, path)
+        os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)
 
@@ -40,6 +52,26 @@ def write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically, as UTF-8."""
     with atomic_path(path) as partial:
         partial.write_text(text, encoding="utf-8")
+
+
+def not_a_file_reason(path: Path) -> str | None:
+    """What ``path`` (symlinks followed) holds when that is not a regular file, e.g. ``a character
+    device`` for ``/dev/null``; None when it is a regular file or nothing is there yet (a write may
+    create it). Such a path is never replaced by a file (see the module's docstring)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:  # nothing there (or a dangling link, a loop): writing creates it or says why not
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    kinds = (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISFIFO, "a fifo (named pipe)"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    return next((kind for test, kind in kinds if test(mode)), "a special file")
 
 
 def unwritable_reason(folder: Path) -> str | None:

@@ -283,6 +283,9 @@ def _merge(args: argparse.Namespace) -> int:
             "different files"
         )
     for path in written:
+        kind = atomic.not_a_file_reason(path)
+        if kind is not None:
+            raise ShowdownError(f"{path} is {kind}, not a regular file (it would be replaced); name a file")
         reason = atomic.unwritable_reason(path.resolve().parent)
         if reason is not None:
             raise ShowdownError(f"{path}: cannot write there ({reason})")

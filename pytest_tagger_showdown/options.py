@@ -6,6 +6,7 @@ wins. Values are only read here; :func:`settings.build_settings` validates them.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Final
 
@@ -143,7 +144,7 @@ def read_settings(config: pytest.Config) -> ShowdownSettings:
         hydrus_dd_url=_text_value(config, "hydrus_dd_url"),
         report_path=_path_value(config, "showdown_report"),
         csv_path=_path_value(config, "showdown_csv"),
-        compare_run=_text_value(config, "showdown_compare"),
+        compare_run=_compare_value(config),
         compare_margin=_text_value(config, "showdown_margin"),
         batch_size=_text_value(config, "showdown_batch_size"),
         shard=_text_value(config, "showdown_shard"),
@@ -200,6 +201,22 @@ def _base(config: pytest.Config) -> Path:
     pytest takes the value of ``--showdown-db ../x.db`` (space-separated) for a test path, and a
     rootdir guessed from it would move the cache out of the project."""
     return config.inipath.parent if config.inipath else config.invocation_params.dir
+
+
+def _compare_value(config: pytest.Config) -> str | None:
+    """``--showdown-compare``/``showdown_compare``: a run's file, or a saved run's name, number or
+    ``latest``. From the ini, a file is relative to the ini file, like every ini path: a value that
+    is a file there (what :func:`history.find_run` tries first), or that looks like a path (holds a
+    ``/`` or ends in ``.json``), is taken there; a run's name or number stays as it is."""
+    value = config.getoption("showdown_compare")
+    if value:
+        return str(value)
+    spec = str(config.getini("showdown_compare")).strip()
+    if not spec:
+        return None
+    in_ini_folder = _base(config) / spec
+    looks_like_path = "/" in spec or os.sep in spec or spec.endswith(".json")
+    return str(in_ini_folder) if in_ini_folder.is_file() or looks_like_path else spec
 
 
 def _text_value(config: pytest.Config, name: str) -> str | None:

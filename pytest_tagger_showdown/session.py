@@ -166,8 +166,9 @@ class ShowdownSession:
     #: The run loop's pytest session (for its item count), and on a long run, its progress lines.
     _loop: pytest.Session | None = None
     _progress: Progress | None = None
-    #: ``--collect-only``: no item runs, so no analysis, table or output.
-    _collect_only: bool = False
+    #: ``--collect-only`` (no item runs), or a session pytest ended in a usage or internal error
+    #: (nothing was judged): no analysis, table or output.
+    _no_outputs: bool = False
 
     @classmethod
     def start(cls, config: pytest.Config) -> ShowdownSession:
@@ -431,7 +432,7 @@ class ShowdownSession:
         controller learns it from the workers). Under ``--collect-only`` nothing runs, so there is
         nothing to analyse, show or write."""
         self._loop = session
-        self._collect_only = bool(session.config.option.collectonly)
+        self._no_outputs = bool(session.config.option.collectonly)
 
     def status(self, status: tuple[str, str, Any], config: pytest.Config) -> tuple[str, str, Any]:
         """pytest's short status of a report, without its progress character on a long run of the
@@ -529,7 +530,7 @@ class ShowdownSession:
     def analyse(self) -> RunAnalysis | None:
         """The run's analysis, computed once, on the controller, when there are results (or there
         should have been: a selected tagger that scored nothing still gets its table row)."""
-        if self._collect_only:
+        if self._no_outputs:
             return None
         if self.analysis is None and not self.is_worker and (self.results or self._expects_scores()):
             settings = self.settings
@@ -698,7 +699,13 @@ class ShowdownSession:
 
     def finish(self, session: pytest.Session) -> None:
         """Write the outputs and save the run as history; an output that cannot be written fails
-        the run (the terminal summary still shows the table and the gates)."""
+        the run (the terminal summary still shows the table and the gates). A session that ended in
+        a usage error found after configure (``-m`` naming an unknown marker under
+        ``--strict-markers``) or an internal error judged nothing: it writes and shows nothing."""
+        if session.exitstatus in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERNAL_ERROR):
+            self._no_outputs = True
+            self.analysis = None
+            return
         self.write_files()
         self.save_history(session.config)
         if self.write_errors and session.exitstatus in (

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, TypeVar
 
-from .atomic import unwritable_reason
+from .atomic import not_a_file_reason, unwritable_reason
 from .bundled import DEMO_DB
 from .cache import DEFAULT_MAX_SIZE, check_cache_dir, parse_size
 from .compare import DEFAULT_MARGIN
@@ -250,8 +250,10 @@ def check_tagger_names(
 
 
 def check_output_paths(settings: ShowdownSettings, inputs: Mapping[str, Path] | None = None) -> None:
-    """No output may overwrite an input (the dataset, the compared run) or another output, and each
-    must be writable: a file can be made in its folder (:func:`atomic.unwritable_reason` tries)."""
+    """No output may overwrite an input (the dataset, the compared run) or another output, or be
+    anything but a regular file where one exists (a device, a fifo: :func:`atomic.not_a_file_reason`;
+    a symlink is followed and written through), and each must be writable: a file can be made in its
+    folder (:func:`atomic.unwritable_reason` tries)."""
     taken = {"--showdown-db": settings.db, **(inputs or {})}
     seen = {path.resolve(): option for option, path in taken.items()}
     for option, path in settings.outputs().items():
@@ -261,6 +263,11 @@ def check_output_paths(settings: ShowdownSettings, inputs: Mapping[str, Path] | 
         seen[resolved] = option
         if resolved.is_dir():
             raise ValueError(f"{option} {path} is a folder; name a file")
+        kind = not_a_file_reason(resolved)
+        if kind is not None:
+            raise ValueError(
+                f"{option} {path} is {kind}, not a regular file (it would be replaced); name a file"
+            )
         if is_dataset_file(resolved):
             raise ValueError(f"{option} {path} is a dataset (an SQLite file): it would be overwritten")
         reason = unwritable_reason(resolved.parent)

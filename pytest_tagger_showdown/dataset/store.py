@@ -12,6 +12,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from ..atomic import not_a_file_reason
 from ..errors import DatasetError, ImageError
 from ..tags import RATINGS, TagCategory
 from .post import Post
@@ -33,6 +34,9 @@ class Dataset:
         self.writable = writable
         if not writable and not self.path.is_file():
             raise DatasetError(f"dataset {self.path} does not exist")
+        kind = not_a_file_reason(self.path)
+        if writable and kind is not None:  # SQLite would write into a device or wait on a fifo
+            raise DatasetError(f"dataset {self.path} is {kind}, not a regular file; name a file")
         try:
             if writable:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -318,6 +322,8 @@ def migrate_dataset(path: str | Path) -> tuple[int, int]:
 
 def is_dataset_file(path: Path) -> bool:
     """Whether ``path`` is an SQLite file (a dataset, whatever its name): no output may replace one."""
+    if not path.is_file():  # opening a fifo to read would wait for a writer
+        return False
     try:
         with path.open("rb") as handle:
             return handle.read(16) == b"SQLite format 3\x00"

@@ -11,6 +11,7 @@ import pytest
 
 from pytest_tagger_showdown.columns import post_rows
 from tests.helpers.brightness import install_brightness_tagger
+from tests.helpers.datasets import four_ratings
 from tests.helpers.runs import ShowdownRun
 
 
@@ -196,3 +197,42 @@ def test_one_paired_post_cannot_be_judged_by_the_compare_gate(
         )
         assert "DROP" not in result.stdout.str()
         assert "p 0.0010" not in result.stdout.str()
+
+
+def test_an_ini_compare_path_is_relative_to_the_ini_file(
+    pytester: pytest.Pytester, run_showdown: ShowdownRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: ``showdown_compare = ../base.json`` in proj3/pytest.ini, run from proj3/sub, read
+    sub/../base.json (proj3/base.json, here a planted non-run: a usage error) while the JSON went
+    to proj3/out/run2.json, relative to the ini as the README says."""
+    db = four_ratings(pytester.path / "data.db")
+    first, _ = run_showdown(
+        "--tagger",
+        "control",
+        "--showdown-db",
+        str(db),
+        "--benchmark-autosave",
+        json_file="base.json",
+        distribute=False,
+    )
+    assert first.ret == 0
+    project = pytester.path / "proj3"
+    (project / "sub").mkdir(parents=True)
+    (project / "base.json").write_text("not the run the ini means")
+    (project / "pytest.ini").write_text(
+        "[pytest]\nshowdown_compare = ../base.json\nshowdown_json = out/run2.json\n"
+    )
+    monkeypatch.chdir(project / "sub")
+    # ``=``: a space-separated path would be taken for a test path, moving the rootdir and ini file.
+    result, _ = run_showdown("--tagger=control", f"--showdown-db={db}", json_file=None)
+    assert result.ret == 0, result.stdout.str() + result.stderr.str()
+    result.stdout.fnmatch_lines(["compared with saved run base *"])
+    assert (project / "out" / "run2.json").is_file()
+    # A saved run's number or ``latest`` stays a name, looked up in the benchmark storage.
+    storage = f"--benchmark-storage={pytester.path / '.benchmarks'}"
+    for name in ("1", "latest"):
+        named, _ = run_showdown(
+            "--tagger=control", f"--showdown-db={db}", storage, "-o", f"showdown_compare={name}"
+        )
+        assert named.ret == 0, named.stdout.str() + named.stderr.str()
+        named.stdout.fnmatch_lines(["compared with saved run 0001_* *"])

@@ -205,7 +205,11 @@ def test_an_output_that_cannot_be_written_still_shows_the_verdict_and_fails(
     )
     assert result.ret == 1
     result.stdout.fnmatch_lines(
-        ["*tagger showdown*", "| bright *", "FAIL output: cannot write posts.csv: *Is a directory*"]
+        [
+            "*tagger showdown*",
+            "| bright *",
+            "FAIL output: cannot write posts.csv: *posts.csv is a folder, not a regular file*",
+        ]
     )
     assert document["taggers"]["bright"]["images"] == 8  # the other outputs are written
 

@@ -137,3 +137,34 @@ def test_the_webui_password_comes_from_sdwebui_auth_and_is_not_shown(
     assert PASSWORD not in result.stdout.str() + result.stderr.str()
     for name in OUTPUTS:
         assert PASSWORD not in (run_showdown.pytester.path / name).read_text(), name
+
+
+def test_a_query_in_a_server_url_is_refused_at_configure_and_shown_nowhere(
+    run_showdown: ShowdownRun, tmp_path: Path
+) -> None:
+    """Before: ``--sdwebui-url 'http://127.0.0.1:9/?api_key=...'`` was accepted, the key printed
+    and saved in the JSON, and the URL called was ``?api_key=.../tagger/v1/interrogators``."""
+    db = four_ratings(tmp_path / "data.db")
+    with FakeWebui() as webui:
+        result, _ = run_showdown(
+            "--tagger",
+            "sdwebui:wd14-vit-v2-git",
+            "--sdwebui-url",
+            f"{webui.url}/?api_key={PASSWORD}",
+            "--showdown-db",
+            str(db),
+            "--showdown-no-cache",
+            "--showdown-json",
+            "sec.json",
+            json_file=None,
+        )
+        assert len(webui.interrogations) == 0
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
+    errors = [text for text in result.errlines if text.strip()]
+    assert errors == [
+        "ERROR: tagger-showdown: --sdwebui-url: a URL must not contain a query or fragment ('?...' or "
+        "'#...'; it would be printed and saved with the results, and the client's paths would be "
+        "appended to it); set SDWEBUI_AUTH=user:password for the webui's --api-auth"
+    ], errors
+    assert PASSWORD not in result.stdout.str() + result.stderr.str()
+    assert not (run_showdown.pytester.path / "sec.json").exists()

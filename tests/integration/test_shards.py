@@ -3,6 +3,8 @@ run as on one machine (issue 13)."""
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +84,18 @@ def test_a_baseline_gates_the_merged_run(
             "tagger-showdown: error: /proc/merged.json: cannot write there "
             "(/proc is not a writable folder (No such file or directory))\n"
         )
+    # Before: the merged run replaced a fifo (or a device, as root: /dev/null) with a regular file.
+    for flag in ("-o", "--report", "--csv"):
+        node = pytester.path / f"node{flag.strip('-')}"
+        os.mkfifo(node)
+        out = ["-o", str(pytester.path / "m.json")] if flag != "-o" else []
+        assert main(["merge", *shards, *out, flag, str(node)]) == 2
+        assert capsys.readouterr().err == (
+            f"tagger-showdown: error: {node} is a fifo (named pipe), not a regular file "
+            "(it would be replaced); name a file\n"
+        )
+        assert stat.S_ISFIFO(node.lstat().st_mode)
+    assert not (pytester.path / "m.json").exists()
 
 
 def test_merge_refuses_a_shard_narrowed_by_k(

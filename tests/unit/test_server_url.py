@@ -62,3 +62,25 @@ def test_the_danbooru_client_refuses_a_password_with_a_bad_port_without_showing_
     with pytest.raises(FetchError, match="DANBOORU_LOGIN and DANBOORU_API_KEY") as raised:
         DanbooruClient("http://alice:SECRETPW@127.0.0.1:99999")
     assert "SECRETPW" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9/?api_key=SECRETPW",
+        "http://127.0.0.1:9?api_key=SECRETPW",
+        "http://127.0.0.1:9/#SECRETPW",
+        "http://127.0.0.1:9/?",
+        "http://bob:pa?SECRETPW@127.0.0.1:9",  # a password holding ``?``: none of it shown
+        "ftp://127.0.0.1:9/?api_key=SECRETPW",  # before: the scheme error quoted the query
+        "http://127.0.0.1:99999/?api_key=SECRETPW",  # before: the port error quoted the query
+    ],
+)
+def test_a_query_or_fragment_is_refused_without_showing_the_url(url: str) -> None:
+    """Before: accepted; the key was printed and saved in the JSON, and the client's path landed in
+    the query (``?api_key=s3cretpw/tagger/v1/interrogators``)."""
+    refusal = r"^--x: a URL must not contain a query or fragment \(.*\); use Y$"
+    with pytest.raises(ValueError, match=refusal) as raised:
+        check_server_url(url, "--x", "use Y")
+    assert "SECRETPW" not in str(raised.value)
+    assert "127.0.0.1" not in str(raised.value)

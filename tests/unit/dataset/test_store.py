@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from pytest_tagger_showdown import Dataset, DatasetError, ImageError, Post
+from pytest_tagger_showdown import Dataset, DatasetError, ImageError, Post, cli
 from pytest_tagger_showdown.dataset.danbooru import RelatedTag, RelatedTagAnswer
 from pytest_tagger_showdown.dataset.info import dataset_info
 from pytest_tagger_showdown.dataset.schema import MIGRATIONS, SCHEMA_VERSION, migrate, schema_version
-from pytest_tagger_showdown.dataset.store import migrate_dataset
+from pytest_tagger_showdown.dataset.store import is_dataset_file, migrate_dataset
 from tests.helpers.datasets import CO, G, PostSpec, four_ratings, make_dataset, png_bytes
 
 
@@ -151,3 +153,20 @@ def test_an_image_stored_as_text_is_an_image_error(tmp_path: Path) -> None:
     with Dataset(db) as dataset, pytest.raises(ImageError, match="post 101's stored image cannot be read"):
         dataset.image(101)
     assert dataset_info(db).images_broken[101].startswith("post 101's stored image cannot be read")
+
+
+def test_a_writable_open_refuses_a_fifo_and_leaves_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: SQLite opened the fifo and waited on it (``tagger-showdown fetch --db fifo`` hung);
+    on a device node it would write into the device. Now refused, before any request."""
+    fifo = tmp_path / "data.db"
+    os.mkfifo(fifo)
+    with pytest.raises(
+        DatasetError, match=r"data\.db is a fifo \(named pipe\), not a regular file; name a file"
+    ):
+        Dataset(fifo, writable=True)
+    assert not is_dataset_file(fifo)  # before: waited for a writer
+    assert cli.main(["fetch", "--db", str(fifo), "--api-url", "http://127.0.0.1:9"]) == 2
+    assert "is a fifo (named pipe), not a regular file" in capsys.readouterr().err
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
