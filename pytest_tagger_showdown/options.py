@@ -127,6 +127,7 @@ def add_options(parser: pytest.Parser) -> None:
 def read_settings(config: pytest.Config) -> ShowdownSettings:
     """The run's settings from the options and ini keys; raises ValueError or ShowdownError for a
     bad value (the plugin turns either into a usage error)."""
+    check_given(config)
     return build_settings(
         taggers=config.getoption("tagger"),
         db=_path_value(config, "showdown_db"),
@@ -153,6 +154,32 @@ def read_settings(config: pytest.Config) -> ShowdownSettings:
     )
 
 
+def check_given(config: pytest.Config) -> None:
+    """An option given on the command line (or ``-o``) with an empty value is an error, not "unset":
+    ``--showdown-compare "$BASE"`` with ``BASE`` unset would otherwise turn the gate off and pass the
+    build. Only commas and blanks count as empty (``--showdown-baseline=,``). An empty key in the ini
+    file is not set: nothing below it could be dropped. Raises ValueError naming the option."""
+    for name, _help, settings in OPTIONS:
+        dest = name.removeprefix("--").replace("-", "_")
+        value = config.getoption(dest)
+        entries = value if isinstance(value, list) else [] if value in (None, False) else [value]
+        if any(_is_empty(str(entry)) for entry in entries):
+            raise ValueError(
+                f"{name} was given an empty value (expected {settings.get('metavar', 'a value')})"
+            )
+    names = {
+        settings.get("ini") or name.removeprefix("--").replace("-", "_") for name, _h, settings in OPTIONS
+    }
+    for entry in config.getoption("override_ini", None) or []:
+        key, _eq, value = entry.partition("=")
+        if key.strip() in names and _is_empty(value):
+            raise ValueError(f"{key.strip()} was given an empty value")
+
+
+def _is_empty(value: str) -> bool:
+    return not value.replace(",", "").strip()
+
+
 def named_where_set(config: pytest.Config, message: str) -> str:
     """A bad value's message names its command-line option; when the value came from ``-o`` or the
     ini file, name the ini key and where it was set instead (``showdown_limit (set by -o): ...``,
@@ -160,7 +187,8 @@ def named_where_set(config: pytest.Config, message: str) -> str:
     for name, _help, settings in OPTIONS:
         dest = name.removeprefix("--").replace("-", "_")
         ini_name = settings.get("ini") or dest
-        if message.startswith(name) and not config.getoption(dest) and _ini_is_set(config, ini_name):
+        given = config.getoption(dest) not in (None, False)
+        if message.startswith(name) and not given and _ini_is_set(config, ini_name):
             return f"{ini_name}{_ini_source(config, ini_name)}{message[len(name) :]}"
         if message.startswith(f"{ini_name}:") or message.startswith(f"{ini_name} "):  # said by its parser
             return f"{ini_name}{_ini_source(config, ini_name)}{message[len(ini_name) :]}"
