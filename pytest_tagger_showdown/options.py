@@ -180,6 +180,18 @@ def _is_empty(value: str) -> bool:
     return not value.replace(",", "").strip()
 
 
+def gate_requested(config: pytest.Config) -> bool:
+    """Whether the command line or ini asks for a gate (a baseline, ``--showdown-compare``), read
+    without validating, for a run that may have stopped before its settings were read."""
+    return any(
+        config.getoption(dest) or config.getini(ini)
+        for dest, ini in (
+            ("showdown_baseline", "showdown_baselines"),
+            ("showdown_compare", "showdown_compare"),
+        )
+    )
+
+
 def named_where_set(config: pytest.Config, message: str) -> str:
     """A bad value's message names its command-line option; when the value came from ``-o`` or the
     ini file, name the ini key and where it was set instead (``showdown_limit (set by -o): ...``,
