@@ -12,7 +12,7 @@ from typing import Any, Final
 import pytest
 
 from .cache import DEFAULT_DIR_NAME
-from .settings import ShowdownSettings, build_settings
+from .settings import ShowdownSettings, build_settings, is_blank
 
 #: ``--showdown-*`` options: name, help, and ``addoption`` arguments plus ``kind`` (the ini type,
 #: default string) and ``ini`` (the ini key, default the option's dest).
@@ -163,7 +163,7 @@ def check_given(config: pytest.Config) -> None:
         dest = name.removeprefix("--").replace("-", "_")
         value = config.getoption(dest)
         entries = value if isinstance(value, list) else [] if value in (None, False) else [value]
-        if any(_is_empty(str(entry)) for entry in entries):
+        if any(is_blank(str(entry)) for entry in entries):
             raise ValueError(
                 f"{name} was given an empty value (expected {settings.get('metavar', 'a value')})"
             )
@@ -172,12 +172,8 @@ def check_given(config: pytest.Config) -> None:
     }
     for entry in config.getoption("override_ini", None) or []:
         key, _eq, value = entry.partition("=")
-        if key.strip() in names and _is_empty(value):
+        if key.strip() in names and is_blank(value):
             raise ValueError(f"{key.strip()} was given an empty value")
-
-
-def _is_empty(value: str) -> bool:
-    return not value.replace(",", "").strip()
 
 
 def gate_requested(config: pytest.Config) -> bool:

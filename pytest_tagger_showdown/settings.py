@@ -146,6 +146,13 @@ def parse_margin(text: str | None) -> float:
     return value
 
 
+def is_blank(value: str) -> bool:
+    """A value that names nothing: empty, blanks or commas only (``--showdown-baseline=,``). Given
+    explicitly, it is an error, never "not set": ``--showdown-compare "$BASE"`` with ``BASE`` unset
+    would turn a gate off."""
+    return not value.replace(",", "").strip()
+
+
 def _items(lines: Iterable[str]) -> list[str]:
     """The entries of a list value: one per line and per comma, blanks and ``#`` comments dropped."""
     items: list[str] = []
