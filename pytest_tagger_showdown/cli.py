@@ -88,7 +88,7 @@ def _baseline(text: str) -> str:
     """The same rule as pytest's ``--showdown-baseline`` (:func:`settings.parse_baselines`): each
     value checked here, a tagger given two baselines over all of them by :func:`_baselines`. An
     empty value is refused, as in pytest: it would leave the run ungated."""
-    if is_blank(text):
+    if is_blank(text, listed=True):
         raise argparse.ArgumentTypeError("--baseline was given an empty value (expected NAME=SCORE)")
     try:
         parse_baselines([text], "--baseline")

@@ -157,22 +157,24 @@ def read_settings(config: pytest.Config) -> ShowdownSettings:
 def check_given(config: pytest.Config) -> None:
     """An option given on the command line (or ``-o``) with an empty value is an error, not "unset":
     ``--showdown-compare "$BASE"`` with ``BASE`` unset would otherwise turn the gate off and pass the
-    build. Only commas and blanks count as empty (``--showdown-baseline=,``). An empty key in the ini
-    file is not set: nothing below it could be dropped. Raises ValueError naming the option."""
+    build. Commas, blanks and, in a list, ``#`` comments count as empty (``--showdown-baseline=,``).
+    An empty key in the ini file is not set: nothing below it could be dropped. Raises ValueError
+    naming the option."""
     for name, _help, settings in OPTIONS:
         dest = name.removeprefix("--").replace("-", "_")
         value = config.getoption(dest)
         entries = value if isinstance(value, list) else [] if value in (None, False) else [value]
-        if any(is_blank(str(entry)) for entry in entries):
+        if any(is_blank(str(entry), listed=settings.get("kind") == "linelist") for entry in entries):
             raise ValueError(
                 f"{name} was given an empty value (expected {settings.get('metavar', 'a value')})"
             )
-    names = {
-        settings.get("ini") or name.removeprefix("--").replace("-", "_") for name, _h, settings in OPTIONS
+    listed = {
+        settings.get("ini") or name.removeprefix("--").replace("-", "_"): settings.get("kind") == "linelist"
+        for name, _h, settings in OPTIONS
     }
     for entry in config.getoption("override_ini", None) or []:
         key, _eq, value = entry.partition("=")
-        if key.strip() in names and is_blank(value):
+        if key.strip() in listed and is_blank(value, listed=listed[key.strip()]):
             raise ValueError(f"{key.strip()} was given an empty value")
 
 

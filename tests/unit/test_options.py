@@ -39,3 +39,10 @@ def test_an_empty_key_in_the_ini_file_and_given_values_are_accepted(pytester: py
             "--showdown-baseline", "a=0.1", "--showdown-compare", "x", "-o", "showdown_limit=3"
         )
     )
+
+
+@pytest.mark.parametrize("args", [("--showdown-baseline", "# later"), ("-o", "showdown_baselines=# later")])
+def test_a_baseline_of_comments_only_is_refused(pytester: pytest.Pytester, args: tuple[str, ...]) -> None:
+    # Before: read as no baseline, the run went ungated.
+    with pytest.raises(ValueError, match="was given an empty value"):
+        check_given(pytester.parseconfig(*args))
