@@ -31,7 +31,7 @@ from .errors import ShowdownError
 from .gate import baseline_verdicts
 from .outputs import summary_tables, write_outputs, write_summary
 from .probabilities import probabilities_path
-from .settings import ShowdownSettings, parse_baselines, parse_ratings
+from .settings import ShowdownSettings, is_blank, parse_baselines, parse_ratings
 from .taggers import listing
 from .taggers.base import LoadOptions
 from .taggers.builtin import default_registry
@@ -86,7 +86,10 @@ def _tags(text: str) -> str:
 
 def _baseline(text: str) -> str:
     """The same rule as pytest's ``--showdown-baseline`` (:func:`settings.parse_baselines`): each
-    value checked here, a tagger given two baselines over all of them by :func:`_baselines`."""
+    value checked here, a tagger given two baselines over all of them by :func:`_baselines`. An
+    empty value is refused, as in pytest: it would leave the run ungated."""
+    if is_blank(text, listed=True):
+        raise argparse.ArgumentTypeError("--baseline was given an empty value (expected NAME=SCORE)")
     try:
         parse_baselines([text], "--baseline")
     except ValueError as exc:

@@ -13,7 +13,7 @@ from typing import Any, Final
 import pytest
 
 from .cache import DEFAULT_DIR_NAME
-from .settings import ShowdownSettings, build_settings
+from .settings import ShowdownSettings, build_settings, is_blank
 
 #: ``--showdown-*`` options: name, help, and ``addoption`` arguments plus ``kind`` (the ini type,
 #: default string) and ``ini`` (the ini key, default the option's dest).
@@ -128,6 +128,7 @@ def add_options(parser: pytest.Parser) -> None:
 def read_settings(config: pytest.Config) -> ShowdownSettings:
     """The run's settings from the options and ini keys; raises ValueError or ShowdownError for a
     bad value (the plugin turns either into a usage error)."""
+    check_given(config)
     return build_settings(
         taggers=config.getoption("tagger"),
         db=_path_value(config, "showdown_db"),
@@ -154,6 +155,42 @@ def read_settings(config: pytest.Config) -> ShowdownSettings:
     )
 
 
+def check_given(config: pytest.Config) -> None:
+    """An option given on the command line (or ``-o``) with an empty value is an error, not "unset":
+    ``--showdown-compare "$BASE"`` with ``BASE`` unset would otherwise turn the gate off and pass the
+    build. Commas, blanks and, in a list, ``#`` comments count as empty (``--showdown-baseline=,``).
+    An empty key in the ini file is not set: nothing below it could be dropped. Raises ValueError
+    naming the option."""
+    for name, _help, settings in OPTIONS:
+        dest = name.removeprefix("--").replace("-", "_")
+        value = config.getoption(dest)
+        entries = value if isinstance(value, list) else [] if value in (None, False) else [value]
+        if any(is_blank(str(entry), listed=settings.get("kind") == "linelist") for entry in entries):
+            raise ValueError(
+                f"{name} was given an empty value (expected {settings.get('metavar', 'a value')})"
+            )
+    listed = {
+        settings.get("ini") or name.removeprefix("--").replace("-", "_"): settings.get("kind") == "linelist"
+        for name, _h, settings in OPTIONS
+    }
+    for entry in config.getoption("override_ini", None) or []:
+        key, _eq, value = entry.partition("=")
+        if key.strip() in listed and is_blank(value, listed=listed[key.strip()]):
+            raise ValueError(f"{key.strip()} was given an empty value")
+
+
+def gate_requested(config: pytest.Config) -> bool:
+    """Whether the command line or ini asks for a gate (a baseline, ``--showdown-compare``), read
+    without validating, for a run that may have stopped before its settings were read."""
+    return any(
+        config.getoption(dest) or config.getini(ini)
+        for dest, ini in (
+            ("showdown_baseline", "showdown_baselines"),
+            ("showdown_compare", "showdown_compare"),
+        )
+    )
+
+
 def named_where_set(config: pytest.Config, message: str) -> str:
     """A bad value's message names its command-line option; when the value came from ``-o`` or the
     ini file, name the ini key and where it was set instead (``showdown_limit (set by -o): ...``,
@@ -161,7 +198,8 @@ def named_where_set(config: pytest.Config, message: str) -> str:
     for name, _help, settings in OPTIONS:
         dest = name.removeprefix("--").replace("-", "_")
         ini_name = settings.get("ini") or dest
-        if message.startswith(name) and not config.getoption(dest) and _ini_is_set(config, ini_name):
+        given = config.getoption(dest) not in (None, False)
+        if message.startswith(name) and not given and _ini_is_set(config, ini_name):
             return f"{ini_name}{_ini_source(config, ini_name)}{message[len(name) :]}"
         if message.startswith(f"{ini_name}:") or message.startswith(f"{ini_name} "):  # said by its parser
             return f"{ini_name}{_ini_source(config, ini_name)}{message[len(ini_name) :]}"

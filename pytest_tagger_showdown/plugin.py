@@ -13,7 +13,7 @@ from . import benchmarking, hookspecs
 from .errors import ShowdownError
 from .options import add_options
 from .recorder import ShowdownRecorder
-from .session import ShowdownSession
+from .session import ShowdownSession, gated_exit_code
 from .taggers.base import Tagger
 
 SESSION = pytest.StashKey[ShowdownSession]()
@@ -25,6 +25,15 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_cmdline_main(
+    config: pytest.Config,
+) -> Generator[None, int | pytest.ExitCode, int | pytest.ExitCode]:
+    """Around the whole run, wherever it stopped: with a gate configured it never exits 0 unjudged."""
+    code = yield  # the session, if any, exists only after the run's configure
+    return gated_exit_code(config, config.stash.get(SESSION, None), code)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -124,12 +133,11 @@ class SessionHooks:
         tagger reported as a test case (a failure gives exit code 1 and shows in JUnit XML), then
         write the outputs. A Ctrl-C raises out of the ``yield``: nothing is gated, and the outputs
         are written when the session finishes."""
-        collecting = session.config.option.collectonly
         self.session.watch(session)
-        if not self.session.is_worker and not collecting:
+        if not self.session.is_worker and not self.session.no_run:
             self.session.plan(session.items)
         outcome = yield
-        if not collecting:
+        if not self.session.no_run:
             self.session.gate(session)
             self.session.conclude()
         return outcome

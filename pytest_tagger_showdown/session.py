@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -28,7 +29,7 @@ from .engine import Engine
 from .errors import ShowdownError, TaggerLoadError
 from .gate import baseline_verdicts
 from .history import SavedRun, find_run, save_in_benchmark, save_run, storage_path
-from .options import named_where_set, read_settings
+from .options import gate_requested, named_where_set, read_settings
 from .outputs import summary_tables, write_outputs, write_summary
 from .pool import TaggerPool
 from .probabilities import ROW_PROPERTY, ProbabilityCollector, RowEncoder, probabilities_path
@@ -109,6 +110,51 @@ def xdist_workers(config: pytest.Config) -> int:
         return 0
 
 
+#: Why a gated run that was not judged, or whose gate failed, does not exit 0.
+GATED_EXIT: Final = "a gate is configured: exit code 2, never 0"
+
+#: ``config.option`` names of runs that never mean to run a test (``--collect-only``, ``--help``,
+#: ``--version``, ``--fixtures``, ``--fixtures-per-test``, ``--markers``, ``--setup-only``,
+#: ``--setup-plan``): their exit code is pytest's own.
+NO_RUN_OPTIONS: Final = (
+    "collectonly",
+    "help",
+    "version",
+    "showfixtures",
+    "show_fixtures_per_test",
+    "markers",
+    "setuponly",
+    "setupplan",
+)
+
+
+def runs_no_test(config: pytest.Config) -> bool:
+    """Whether the run never means to run a test (one of :data:`NO_RUN_OPTIONS`)."""
+    return any(getattr(config.option, name, False) for name in NO_RUN_OPTIONS)
+
+
+def gated_exit_code(
+    config: pytest.Config, session: ShowdownSession | None, code: int | pytest.ExitCode
+) -> int | pytest.ExitCode:
+    """The run's exit code, with a gate configured never 0 unless every gate was judged and passed:
+    a ``pytest.exit(returncode=0)`` from any hook (a conftest's ``pytest_configure`` or
+    ``pytest_sessionstart``, collection, a test, another plugin's ``pytest_sessionfinish``) ended
+    the run before its gates were judged (exit 2) or replaced a failed gate's exit code (exit 1).
+    ``session`` is None when the run stopped before the plugin's ``pytest_configure``."""
+    if code != pytest.ExitCode.OK or hasattr(config, "workerinput") or not gate_requested(config):
+        return code
+    if runs_no_test(config):
+        return code
+    if session is not None and session.gates_judged:
+        if all(verdict.failure is None for verdict in session.verdicts):
+            return code
+        sys.stderr.write("tagger-showdown: a gate failed, but the run was to exit 0: exit code 1\n")
+        return pytest.ExitCode.TESTS_FAILED
+    if session is None or not session.explained:
+        sys.stderr.write(f"tagger-showdown: the run ended before its gates were judged; {GATED_EXIT}\n")
+    return pytest.ExitCode.INTERRUPTED
+
+
 def usage_error(exc: Exception | str, where: str = "") -> pytest.UsageError:
     """The one-line usage error (exit code 4) every bad option, ini value or mark becomes."""
     return pytest.UsageError(f"tagger-showdown: {where}{exc}")
@@ -127,6 +173,9 @@ class ShowdownSession:
     compare_run: SavedRun | None = None
     compare_gate: CompareGate | None = None
     verdicts: list[GateVerdict] = field(default_factory=list)
+    #: The gates judged the run (:meth:`gate`), and the terminal said why a stopped one was not.
+    gates_judged: bool = False
+    explained: bool = False
     #: Lines the gates' verdicts need read with: a gate judged a tagger over some posts only.
     notes: list[str] = field(default_factory=list)
     analysis: RunAnalysis | None = None
@@ -166,9 +215,9 @@ class ShowdownSession:
     #: The run loop's pytest session (for its item count), and on a long run, its progress lines.
     _loop: pytest.Session | None = None
     _progress: Progress | None = None
-    #: ``--collect-only`` (no item runs), or a session pytest ended in a usage or internal error
-    #: (nothing was judged): no analysis, table or output.
-    _no_outputs: bool = False
+    #: ``--collect-only``, ``--setup-plan``... (no item runs), or a session pytest ended in a usage
+    #: or internal error (nothing was judged): no analysis, gate, table or output.
+    no_run: bool = False
 
     @classmethod
     def start(cls, config: pytest.Config) -> ShowdownSession:
@@ -429,10 +478,10 @@ class ShowdownSession:
 
     def watch(self, session: pytest.Session) -> None:
         """The run loop starts: the item count is known from the first report on (under xdist the
-        controller learns it from the workers). Under ``--collect-only`` nothing runs, so there is
-        nothing to analyse, show or write."""
+        controller learns it from the workers). Under ``--collect-only``, ``--setup-only`` or
+        ``--setup-plan`` no test runs, so there is nothing to plan, analyse, gate, show or write."""
         self._loop = session
-        self._no_outputs = bool(session.config.option.collectonly)
+        self.no_run = runs_no_test(session.config)
 
     def status(self, status: tuple[str, str, Any], config: pytest.Config) -> tuple[str, str, Any]:
         """pytest's short status of a report, without its progress character on a long run of the
@@ -530,7 +579,7 @@ class ShowdownSession:
     def analyse(self) -> RunAnalysis | None:
         """The run's analysis, computed once, on the controller, when there are results (or there
         should have been: a selected tagger that scored nothing still gets its table row)."""
-        if self._no_outputs:
+        if self.no_run:
             return None
         if self.analysis is None and not self.is_worker and (self.results or self._expects_scores()):
             settings = self.settings
@@ -656,6 +705,7 @@ class ShowdownSession:
                 if not (n == NOTHING_COMPARED and unscored)  # the scored verdicts said why
             ]
         self.verdicts = verdicts
+        self.gates_judged = True
         self.notes = [
             f"{s.tagger} was judged over {s.images} of {posts} posts: the selected tests (-k, -m, "
             "--deselect, paths, a skip) left the others out"
@@ -703,7 +753,7 @@ class ShowdownSession:
         a usage error found after configure (``-m`` naming an unknown marker under
         ``--strict-markers``) or an internal error judged nothing: it writes and shows nothing."""
         if session.exitstatus in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERNAL_ERROR):
-            self._no_outputs = True
+            self.no_run = True
             self.analysis = None
             return
         self.write_files()
@@ -713,9 +763,6 @@ class ShowdownSession:
             pytest.ExitCode.NO_TESTS_COLLECTED,
         ):
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        if self.interrupted and self.is_gated and session.exitstatus == pytest.ExitCode.OK:
-            # pytest.exit(returncode=0) mid-run: a gate that judged nothing must not pass the build.
-            session.exitstatus = pytest.ExitCode.INTERRUPTED
 
     def save_history(self, config: pytest.Config) -> None:
         """With ``--benchmark-save``/``--benchmark-autosave``, save this run when pytest-benchmark
@@ -777,7 +824,8 @@ class ShowdownSession:
             return
         reporter.write_sep("=", "tagger showdown")
         if self.interrupted:
-            gated = "; a gate is configured: exit code 2, never 0" if self.is_gated else ""
+            gated = f"; {GATED_EXIT}" if self.is_gated else ""
+            self.explained = True
             reporter.write_line(
                 f"interrupted: outputs marked interrupted; not gated, not saved as history{gated}"
             )

@@ -146,7 +146,15 @@ def parse_margin(text: str | None) -> float:
     return value
 
 
-def _items(lines: Iterable[str]) -> list[str]:
+def is_blank(value: str, *, listed: bool = False) -> bool:
+    """A value that names nothing: empty, blanks or commas only (``--showdown-baseline=,``), and for
+    a list (``listed``) ``#`` comments only too, which :func:`list_items` drops. Given explicitly, it
+    is an error, never "not set": ``--showdown-compare "$BASE"`` with ``BASE`` unset would turn a
+    gate off."""
+    return not list_items([value]) if listed else not value.replace(",", "").strip()
+
+
+def list_items(lines: Iterable[str]) -> list[str]:
     """The entries of a list value: one per line and per comma, blanks and ``#`` comments dropped."""
     items: list[str] = []
     for line in lines:
@@ -164,7 +172,7 @@ def parse_baselines(lines: Iterable[str], option: str = "--showdown-baseline") -
     score). A tagger named twice is an error (which one was meant?); across the two sources the
     command line wins (:func:`build_settings`)."""
     baselines: dict[str, float] = {}
-    for entry in _items(lines):
+    for entry in list_items(lines):
         name, eq, value = entry.rpartition("=")
         name = name.strip()
         if not eq or not name:

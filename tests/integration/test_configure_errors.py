@@ -213,3 +213,35 @@ def test_a_usage_error_pytest_finds_after_configure_writes_and_shows_nothing(
     assert "tagger showdown" not in result.stdout.str()
     assert "scored over" not in result.stdout.str()
     assert sorted(p.name for p in pytester.path.iterdir() if p.name.startswith("o1")) == []
+
+
+@pytest.mark.parametrize(
+    ("ini", "args", "line"),
+    [
+        ("", ("--showdown-compare", ""), "--showdown-compare was given an empty value (expected RUN)"),
+        (
+            "",
+            ("--showdown-baseline=,",),
+            "--showdown-baseline was given an empty value (expected NAME=SCORE)",
+        ),
+        (
+            "showdown_compare = base.json",
+            ("--showdown-compare=",),
+            "--showdown-compare was given an empty value (expected RUN)",
+        ),
+        (
+            "showdown_compare = base.json",
+            ("-o", "showdown_compare="),
+            "showdown_compare (set by -o) was given an empty value",
+        ),
+        ("", ("--showdown-shard=",), "--showdown-shard was given an empty value (expected K/N)"),
+    ],
+    ids=["compare", "baseline-commas", "compare-over-ini", "o-over-ini", "shard"],
+)
+def test_an_option_given_an_empty_value_is_refused(
+    pytester: pytest.Pytester, run_showdown: ShowdownRun, db: Path, ini: str, args: tuple[str, ...], line: str
+) -> None:
+    # Before: --showdown-compare "$BASE" with BASE unset ran ungated and exited 0.
+    pytester.makeini(f"[pytest]\n{ini}\n")
+    result, _ = run_showdown("--tagger", "control", "--showdown-db", str(db), *args, json_file=None)
+    _usage_error(result, E + line)

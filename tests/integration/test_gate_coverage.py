@@ -226,3 +226,91 @@ def test_a_gated_tagger_whose_tests_score_no_post_fails_saying_so(
             "posts a test scores with showdown.run(post, tagger)"
         ]
     )
+
+
+#: A conftest hook that ends the run with ``pytest.exit(returncode=0)``, by where it stops the run.
+EXITS = {
+    "configure-before-plugin": "@pytest.hookimpl(tryfirst=True)\ndef pytest_configure(config):",
+    "configure-after-plugin": "@pytest.hookimpl(trylast=True)\ndef pytest_configure(config):",
+    "sessionstart": "def pytest_sessionstart(session):",
+    "collection": "def pytest_collection_modifyitems(items):",
+}
+STOPPED = (
+    "tagger-showdown: the run ended before its gates were judged; a gate is configured: exit code 2, never 0"
+)
+
+
+def _exit_in(pytester: pytest.Pytester, hook: str) -> None:
+    """Append to the conftest a hook that calls ``pytest.exit("stop", returncode=0)``."""
+    conftest = pytester.path / "conftest.py"
+    conftest.write_text(
+        f'{conftest.read_text()}\nimport pytest\n\n{hook}\n    pytest.exit("stop", returncode=0)\n'
+    )
+
+
+@pytest.mark.parametrize("hook", list(EXITS))
+@pytest.mark.parametrize(
+    "gate",
+    [("--showdown-baseline", "bright=0.1"), ("--showdown-compare", "base.json")],
+    ids=["baseline", "compare"],
+)
+def test_pytest_exit_0_before_the_gates_were_judged_exits_2(
+    pytester: pytest.Pytester, run_showdown: ShowdownRun, hook: str, gate: tuple[str, ...]
+) -> None:
+    db = install_brightness_tagger(pytester)
+    _save_base(run_showdown, str(db), "bright")
+    _exit_in(pytester, EXITS[hook])
+    common = ("--tagger", "bright", "--showdown-db", str(db))
+    # Before: exit 0 with the gate never judged (a collection hook's exit gave 2 already).
+    result, _ = run_showdown(*common, *gate)
+    if hook == "collection" and run_showdown.workers:
+        # pytest-xdist turns a worker's pytest.exit into an internal error itself.
+        assert result.ret == pytest.ExitCode.INTERNAL_ERROR
+        return
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    assert (STOPPED in result.stderr.lines) != (hook == "collection")  # a summary line says it there
+    # Without a gate, the conftest's exit code stands.
+    ungated, _ = run_showdown(*common)
+    assert ungated.ret == 0
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--collect-only",),
+        ("--fixtures",),
+        ("--fixtures-per-test",),
+        ("--markers",),
+        ("--setup-only",),
+        ("--setup-plan",),
+        ("--help",),
+        ("--version",),
+    ],
+    ids=lambda args: args[0].lstrip("-"),
+)
+@pytest.mark.parametrize("stop", [True, False], ids=["pytest-exit", "no-exit"])
+def test_runs_that_mean_to_run_no_test_keep_their_exit_code_under_a_gate(
+    pytester: pytest.Pytester, run_showdown: ShowdownRun, args: tuple[str, ...], stop: bool
+) -> None:
+    db = install_brightness_tagger(pytester)
+    if stop:
+        _exit_in(pytester, EXITS["sessionstart"])
+    # Before: --setup-only and --setup-plan were gated (no post scored: exit 1).
+    result, _ = run_showdown(
+        "--tagger", "bright", "--showdown-db", str(db), "--showdown-baseline", "bright=0.1", *args
+    )
+    assert result.ret == 0, result.stdout.str()
+    assert STOPPED not in result.stderr.lines
+
+
+@pytest.mark.parametrize(("baseline", "code"), [("0.9", 1), ("0.1", 0)], ids=["failed", "passed"])
+def test_pytest_exit_0_after_the_gates_keeps_a_failed_gates_exit_code(
+    pytester: pytest.Pytester, run_showdown: ShowdownRun, baseline: str, code: int
+) -> None:
+    db = install_brightness_tagger(pytester)
+    _exit_in(pytester, "@pytest.hookimpl(tryfirst=True)\ndef pytest_sessionfinish(session):")
+    # Before: exit 0 with bright below its baseline.
+    result, _ = run_showdown(
+        "--tagger", "bright", "--showdown-db", str(db), "--showdown-baseline", f"bright={baseline}"
+    )
+    assert result.ret == code

@@ -165,3 +165,15 @@ def test_info_into_head_prints_the_first_lines_and_no_traceback(tmp_path: Path) 
     assert info.wait(timeout=60) in (0, EXIT_BROKEN_PIPE)
     assert info.stderr.read() == b""
     assert head.stdout.splitlines() == ["{", f'  "path": {json.dumps(str(db))},']
+
+
+@pytest.mark.parametrize("empty", ["", ",", "# later"])
+def test_merge_refuses_an_empty_baseline(tmp_path: Path, empty: str) -> None:
+    # Before: --baseline "$LIMIT" with LIMIT unset merged ungated and exited 0.
+    done = command("merge", tmp_path / "s1.json", "-o", tmp_path / "out.json", "--baseline", empty)
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[-1] == (
+        "tagger-showdown merge: error: argument --baseline: --baseline was given an empty value "
+        "(expected NAME=SCORE)"
+    )
+    assert not (tmp_path / "out.json").exists()
