@@ -17,6 +17,14 @@ from tests.helpers.runs import ShowdownRun, table_rows
 
 PASSWORD = "URLPASSWD"
 OUTPUTS = ("sec.json", "sec.csv", "sec.html", "sec.xml")
+#: Every file a run writes that a password could reach: the results, the CSV, the report, JUnit XML.
+OUTPUT_OPTIONS = tuple(
+    arg
+    for option, name in zip(
+        ("--showdown-json", "--showdown-csv", "--showdown-report", "--junitxml"), OUTPUTS, strict=True
+    )
+    for arg in (option, name)
+)
 
 
 def _with_password(url: str) -> str:
@@ -82,14 +90,7 @@ def test_a_password_in_a_server_url_is_refused_at_configure_and_shown_nowhere(
             "--showdown-db",
             str(db),
             "--showdown-no-cache",
-            "--showdown-json",
-            "sec.json",
-            "--showdown-csv",
-            "sec.csv",
-            "--showdown-report",
-            "sec.html",
-            "--junitxml",
-            "sec.xml",
+            *OUTPUT_OPTIONS,
             json_file=None,
         )
         requests_seen = _requests_seen(fake)
@@ -121,14 +122,7 @@ def test_the_webui_password_comes_from_sdwebui_auth_and_is_not_shown(
             "--showdown-db",
             str(db),
             "--showdown-no-cache",
-            "--showdown-json",
-            "sec.json",
-            "--showdown-csv",
-            "sec.csv",
-            "--showdown-report",
-            "sec.html",
-            "--junitxml",
-            "sec.xml",
+            *OUTPUT_OPTIONS,
             json_file=None,
         )
         assert len(webui.interrogations) == 8
