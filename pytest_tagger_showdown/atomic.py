@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .errors import ShowdownError
+
 
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
@@ -52,6 +54,16 @@ def write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically, as UTF-8."""
     with atomic_path(path) as partial:
         partial.write_text(text, encoding="utf-8")
+
+
+def followed(path: Path) -> Path:
+    """``path`` made absolute with its symlinks followed: the file a write replaces. Raises
+    ShowdownError for a symlink loop (pathlib raises RuntimeError for one in Python 3.12, OSError
+    from 3.13; before, a loop given as an output was an INTERNALERROR)."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError) as exc:
+        raise ShowdownError(f"{path} cannot be followed to a file ({exc})") from None
 
 
 def not_a_file_reason(path: Path) -> str | None:

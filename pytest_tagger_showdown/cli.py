@@ -280,7 +280,7 @@ def _merge(args: argparse.Namespace) -> int:
     """Exit status 1 when a --baseline fails on the merged run, as the run itself would."""
     baselines = _baselines(args.baseline)
     written = [args.output, probabilities_path(args.output), *(p for p in (args.report, args.csv) if p)]
-    if len({path.resolve() for path in written}) < len(written):
+    if len({atomic.followed(path) for path in written}) < len(written):
         raise ShowdownError(
             f"-o, its probability store {probabilities_path(args.output)}, --report and --csv must be "
             "different files"

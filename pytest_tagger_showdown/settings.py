@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, TypeVar
 
-from .atomic import not_a_file_reason, unwritable_reason
+from .atomic import followed, not_a_file_reason, unwritable_reason
 from .bundled import DEMO_DB
 from .cache import DEFAULT_MAX_SIZE, check_cache_dir, parse_size
 from .compare import DEFAULT_MARGIN
 from .dataset.store import is_dataset_file
+from .errors import ShowdownError
 from .pool import ThresholdOverride
 from .probabilities import probabilities_path
 from .server_url import check_server_url
@@ -265,7 +266,10 @@ def check_output_paths(settings: ShowdownSettings, inputs: Mapping[str, Path] | 
     taken = {"--showdown-db": settings.db, **(inputs or {})}
     seen = {path.resolve(): option for option, path in taken.items()}
     for option, path in settings.outputs().items():
-        resolved = path.resolve()
+        try:
+            resolved = followed(path)
+        except ShowdownError as exc:
+            raise ValueError(f"{option} {exc}") from None
         if resolved in seen:
             raise ValueError(f"{option} {path} is the same file as {seen[resolved]}: it would be overwritten")
         seen[resolved] = option

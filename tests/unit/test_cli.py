@@ -177,3 +177,15 @@ def test_merge_refuses_an_empty_baseline(tmp_path: Path, empty: str) -> None:
         "(expected NAME=SCORE)"
     )
     assert not (tmp_path / "out.json").exists()
+
+
+def test_merge_refuses_an_output_that_is_a_symlink_loop(tmp_path: Path) -> None:
+    # Before: a bare "RuntimeError: Symlink loop from ..." traceback and exit 1.
+    (tmp_path / "loop1").symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(tmp_path / "loop1")
+    done = command("merge", tmp_path / "s1.json", "-o", tmp_path / "loop1")
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[-1].startswith(
+        f"tagger-showdown: error: {tmp_path / 'loop1'} cannot be followed"
+    )
+    assert "Traceback" not in done.stderr

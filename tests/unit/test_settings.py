@@ -210,3 +210,12 @@ def test_an_output_in_a_folder_that_takes_no_file_is_refused(option: str) -> Non
         ValueError, match=r"/proc/x\.out: cannot write there \(/proc is not a writable folder"
     ):
         check_output_paths(build_settings(**{option: Path("/proc/x.out")}))
+
+
+@pytest.mark.parametrize("option", ["json_path", "csv_path", "report_path"])
+def test_an_output_that_is_a_symlink_loop_is_a_usage_error(tmp_path: Path, option: str) -> None:
+    """Before: pathlib's RuntimeError on the loop became an INTERNALERROR (exit 3)."""
+    (tmp_path / "loop1").symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(tmp_path / "loop1")
+    with pytest.raises(ValueError, match=r"^--showdown-\w+ .*loop1 cannot be followed to a file \(.*loop"):
+        check_output_paths(build_settings(**{option: tmp_path / "loop1"}))
