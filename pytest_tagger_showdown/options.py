@@ -104,6 +104,12 @@ OPTIONS: Final[tuple[tuple[str, str, dict[str, Any]], ...]] = (
 )
 
 
+def _dest(name: str) -> str:
+    """The attribute pytest stores an option under (``--showdown-db``: ``showdown_db``), also its
+    ini key unless :data:`OPTIONS` names another."""
+    return name.removeprefix("--").replace("-", "_")
+
+
 def add_options(parser: pytest.Parser) -> None:
     """Declare ``--tagger`` and the ``--showdown-*`` options with their ini keys."""
     group = parser.getgroup("tagger-showdown", "tagger showdown (score image taggers)")
@@ -119,7 +125,7 @@ def add_options(parser: pytest.Parser) -> None:
     for name, help_text, settings in OPTIONS:
         kwargs = dict(settings)
         kind, ini = kwargs.pop("kind", "string"), kwargs.pop("ini", "")
-        dest = name.removeprefix("--").replace("-", "_")
+        dest = _dest(name)
         ini_name = ini or dest
         group.addoption(name, dest=dest, help=f"{help_text} (ini: {ini_name})", **kwargs)
         parser.addini(ini_name, help_text, type=kind)
@@ -162,7 +168,7 @@ def check_given(config: pytest.Config) -> None:
     An empty key in the ini file is not set: nothing below it could be dropped. Raises ValueError
     naming the option."""
     for name, _help, settings in OPTIONS:
-        dest = name.removeprefix("--").replace("-", "_")
+        dest = _dest(name)
         value = config.getoption(dest)
         entries = value if isinstance(value, list) else [] if value in (None, False) else [value]
         if any(is_blank(str(entry), listed=settings.get("kind") == "linelist") for entry in entries):
@@ -170,7 +176,7 @@ def check_given(config: pytest.Config) -> None:
                 f"{name} was given an empty value (expected {settings.get('metavar', 'a value')})"
             )
     listed = {
-        settings.get("ini") or name.removeprefix("--").replace("-", "_"): settings.get("kind") == "linelist"
+        settings.get("ini") or _dest(name): settings.get("kind") == "linelist"
         for name, _h, settings in OPTIONS
     }
     for entry in config.getoption("override_ini", None) or []:
@@ -196,7 +202,7 @@ def named_where_set(config: pytest.Config, message: str) -> str:
     ini file, name the ini key and where it was set instead (``showdown_limit (set by -o): ...``,
     ``showdown_limit in pytest.ini: ...``), so the user edits the right line."""
     for name, _help, settings in OPTIONS:
-        dest = name.removeprefix("--").replace("-", "_")
+        dest = _dest(name)
         ini_name = settings.get("ini") or dest
         given = config.getoption(dest) not in (None, False)
         if message.startswith(name) and not given and _ini_is_set(config, ini_name):
